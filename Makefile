@@ -1,0 +1,76 @@
+# fastc — one make builds the library, fastlua and the Lua FFI declarations.
+#   make            libfastc.so, libfastc.a, fastlua
+#   make test       C tests then busted specs; ends with "N passed, N failed"
+#   make asan       the same suite under AddressSanitizer + UBSan
+#   make bench      fastc against PyTorch, ratios into bench/RESULTS.md
+#   make install PREFIX=/usr/local
+PREFIX ?= /usr/local
+BUILD ?= build
+CC ?= cc
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+BLAS_DIR ?= /usr/lib/$(MULTIARCH)/openblas-openmp
+OPT ?= -O3 -march=x86-64-v3
+SAN ?=
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -fPIC -fopenmp -fno-math-errno -Wall -Wextra -Werror \
+  -Wno-unused-parameter -Wno-type-limits -Iruntime -I/usr/include/luajit-2.1 $(OPT) $(SAN)
+LIBS = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lz -lm -lpthread -ldl
+LUAJIT_A ?= /usr/lib/$(MULTIARCH)/libluajit-5.1.a
+
+SRCS := $(filter-out runtime/fastlua.c,$(wildcard runtime/*.c))
+OBJS := $(SRCS:runtime/%.c=$(BUILD)/obj/%.o)
+TESTS := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(filter-out tests/c/harness.c,$(wildcard tests/c/test_*.c)))
+CDEF := lua/fastc/cdef.lua
+
+.PHONY: all deps test asan bench install clean
+all: deps $(BUILD)/libfastc.so $(BUILD)/libfastc.a $(BUILD)/fastlua $(CDEF)
+
+deps:
+	@sh tools/deps.sh
+
+$(BUILD)/obj/%.o: runtime/%.c runtime/fastc.h runtime/internal.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -c $< -o $@
+
+$(BUILD)/libfastc.a: $(OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libfastc.so: $(OBJS)
+	$(CC) -shared -fopenmp $(SAN) -o $@ $^ $(LIBS)
+
+# fastlua carries LuaJIT and all of libfastc; -rdynamic lets ffi.C see fc_*.
+$(BUILD)/fastlua: runtime/fastlua.c $(BUILD)/libfastc.a
+	$(CC) $(CFLAGS_BASE) -DFASTC_LUA_DIR='"$(PREFIX)/share/fastc/lua"' -rdynamic -o $@ $< \
+	  -Wl,--whole-archive $(BUILD)/libfastc.a -Wl,--no-whole-archive $(LUAJIT_A) -ledit $(LIBS)
+
+# The FFI declarations are the public header itself, preprocessed.
+$(CDEF): runtime/fastc.h tools/gen_cdef.sh
+	sh tools/gen_cdef.sh runtime/fastc.h > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/tests/%: tests/c/%.c tests/c/harness.c tests/c/harness.h $(BUILD)/libfastc.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -Itests/c -o $@ $< tests/c/harness.c $(BUILD)/libfastc.a $(LIBS)
+
+test: all $(TESTS)
+	@sh tools/run_tests.sh $(BUILD)
+
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
+
+bench: all
+	@sh bench/run.sh
+
+install: all
+	install -d $(PREFIX)/lib $(PREFIX)/include $(PREFIX)/bin $(PREFIX)/lib/pkgconfig \
+	  $(PREFIX)/share/fastc/lua/fastc
+	install -m 644 $(BUILD)/libfastc.a $(PREFIX)/lib/
+	install -m 755 $(BUILD)/libfastc.so $(PREFIX)/lib/
+	install -m 644 runtime/fastc.h $(PREFIX)/include/
+	install -m 755 $(BUILD)/fastlua $(PREFIX)/bin/
+	install -m 644 lua/fastc/*.lua $(PREFIX)/share/fastc/lua/fastc/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@BLAS_DIR@|$(BLAS_DIR)|' tools/fastc.pc.in \
+	  > $(PREFIX)/lib/pkgconfig/fastc.pc
+
+clean:
+	rm -rf build build-asan $(CDEF)

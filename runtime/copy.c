@@ -1,0 +1,159 @@
+/* copy.c — copying between tensors of any layout and dtype, and fill. */
+#include "internal.h"
+
+typedef struct { int src_dtype, dst_dtype; } convert_ctx;
+
+/* Same dtype: a strided move of fixed-size elements. */
+#define COPY_KERNEL(name, T)                                                      \
+  static void name(char **p, const int64_t *s, int64_t n, void *ctx) {            \
+    (void)ctx;                                                                     \
+    if (s[0] == sizeof(T) && s[1] == sizeof(T)) {                                  \
+      memcpy(p[0], p[1], (size_t)n * sizeof(T));                                  \
+    } else {                                                                       \
+      for (int64_t i = 0; i < n; i++) AT(p[0], s[0], i, T) = AT(p[1], s[1], i, T); \
+    }                                                                              \
+  }
+COPY_KERNEL(copy1, uint8_t)
+COPY_KERNEL(copy2, uint16_t)
+COPY_KERNEL(copy4, uint32_t)
+COPY_KERNEL(copy8, uint64_t)
+
+/* Widening and float-to-float conversions are exact or well defined in C;
+ * the rest go through the clamping double path in runtime.c. */
+#define CONVERT_KERNEL(name, S, D)                                                  \
+  static void name(char **p, const int64_t *s, int64_t n, void *ctx) {              \
+    (void)ctx;                                                                       \
+    if (s[0] == sizeof(D) && s[1] == sizeof(S)) {                                    \
+      D *o = (D *)p[0];                                                              \
+      const S *a = (const S *)p[1];                                                  \
+      for (int64_t i = 0; i < n; i++) o[i] = (D)a[i];                                \
+    } else {                                                                         \
+      for (int64_t i = 0; i < n; i++) AT(p[0], s[0], i, D) = (D)AT(p[1], s[1], i, S); \
+    }                                                                                \
+  }
+CONVERT_KERNEL(f32_to_f64, float, double)
+CONVERT_KERNEL(f64_to_f32, double, float)
+CONVERT_KERNEL(i64_to_f32, int64_t, float)
+CONVERT_KERNEL(i32_to_f32, int32_t, float)
+CONVERT_KERNEL(u8_to_f32, uint8_t, float)
+CONVERT_KERNEL(i64_to_f64, int64_t, double)
+CONVERT_KERNEL(i32_to_i64, int32_t, int64_t)
+CONVERT_KERNEL(u8_to_i64, uint8_t, int64_t)
+
+static void half_to_f32(char **p, const int64_t *s, int64_t n, void *ctx) {
+  const convert_ctx *c = ctx;
+  for (int64_t i = 0; i < n; i++) {
+    uint16_t h = AT(p[1], s[1], i, uint16_t);
+    AT(p[0], s[0], i, float) = c->src_dtype == FC_FLOAT16 ? half_to_float(h) : bf16_to_float(h);
+  }
+}
+
+static void f32_to_half(char **p, const int64_t *s, int64_t n, void *ctx) {
+  const convert_ctx *c = ctx;
+  for (int64_t i = 0; i < n; i++) {
+    float f = AT(p[1], s[1], i, float);
+    AT(p[0], s[0], i, uint16_t) = c->dst_dtype == FC_FLOAT16 ? float_to_half(f) : float_to_bf16(f);
+  }
+}
+
+static void generic_convert(char **p, const int64_t *s, int64_t n, void *ctx) {
+  const convert_ctx *c = ctx;
+  for (int64_t i = 0; i < n; i++)
+    store_from_double(p[0] + i * s[0], c->dst_dtype, load_as_double(p[1] + i * s[1], c->src_dtype));
+}
+
+static iter_kernel pick_kernel(int src, int dst) {
+  if (src == dst || (src == FC_BOOL && dst == FC_UINT8)) {
+    static const iter_kernel by_size[9] = {0, copy1, copy2, 0, copy4, 0, 0, 0, copy8};
+    return by_size[fc_dtype_size(src)];
+  }
+  if (src == FC_FLOAT32 && dst == FC_FLOAT64) return f32_to_f64;
+  if (src == FC_FLOAT64 && dst == FC_FLOAT32) return f64_to_f32;
+  if (src == FC_INT64 && dst == FC_FLOAT32) return i64_to_f32;
+  if (src == FC_INT32 && dst == FC_FLOAT32) return i32_to_f32;
+  if ((src == FC_UINT8 || src == FC_BOOL) && dst == FC_FLOAT32) return u8_to_f32;
+  if (src == FC_INT64 && dst == FC_FLOAT64) return i64_to_f64;
+  if (src == FC_INT32 && dst == FC_INT64) return i32_to_i64;
+  if ((src == FC_UINT8 || src == FC_BOOL) && dst == FC_INT64) return u8_to_i64;
+  if (is_half_dtype(src) && dst == FC_FLOAT32) return half_to_f32;
+  if (src == FC_FLOAT32 && is_half_dtype(dst)) return f32_to_half;
+  return generic_convert;
+}
+
+int fc_copy_(fc_tensor *dst, const fc_tensor *src) {
+  const fc_tensor *pair[2] = {dst, src};
+  if (check_same_device("copy_", 2, pair) < 0) return -1;
+  int nb;
+  int64_t bshape[FC_MAX_DIMS];
+  if (broadcast_shapes("copy_", dst->ndim, dst->shape, src->ndim, src->shape, &nb, bshape) < 0)
+    return -1;
+  if (nb != dst->ndim || shape_numel(nb, bshape) != dst->numel)
+    FAIL_INT("copy_: source of shape %s cannot broadcast to destination of shape %s",
+             SHAPE(src), SHAPE(dst));
+  iter it;
+  iter_init(&it, 2, (fc_tensor *const[]){dst, (fc_tensor *)src});
+  convert_ctx ctx = {src->dtype, dst->dtype};
+  iter_run(&it, pick_kernel(src->dtype, dst->dtype), &ctx);
+  bump_version(dst);
+  return 0;
+}
+
+#define FILL_KERNEL(name, T)                                         \
+  static void name(char **p, const int64_t *s, int64_t n, void *ctx) { \
+    T v = *(const T *)ctx;                                             \
+    if (s[0] == sizeof(T)) {                                           \
+      T *o = (T *)p[0];                                                \
+      for (int64_t i = 0; i < n; i++) o[i] = v;                        \
+    } else {                                                           \
+      for (int64_t i = 0; i < n; i++) AT(p[0], s[0], i, T) = v;        \
+    }                                                                  \
+  }
+FILL_KERNEL(fill1, uint8_t)
+FILL_KERNEL(fill2, uint16_t)
+FILL_KERNEL(fill4, uint32_t)
+FILL_KERNEL(fill8, uint64_t)
+
+int fc_fill_(fc_tensor *t, double value) {
+  if (check_same_device("fill_", 1, (const fc_tensor *const[]){t}) < 0) return -1;
+  uint64_t pattern = 0; /* the element's bytes, replicated by the kernel */
+  store_from_double(&pattern, t->dtype, value);
+  static const iter_kernel by_size[9] = {0, fill1, fill2, 0, fill4, 0, 0, 0, fill8};
+  iter it;
+  iter_init(&it, 1, &t);
+  iter_run(&it, by_size[fc_dtype_size(t->dtype)], &pattern);
+  bump_version(t);
+  return 0;
+}
+
+fc_tensor *fc_clone(const fc_tensor *t) {
+  if (check_same_device("clone", 1, &t) < 0) return NULL;
+  fc_tensor *c = empty_dtype_like(t, t->dtype);
+  if (c && fc_copy_(c, t) < 0) {
+    fc_release(c);
+    return NULL;
+  }
+  return c;
+}
+
+fc_tensor *fc_to_dtype(fc_tensor *t, int dtype) {
+  if (check_same_device("to_dtype", 1, (const fc_tensor *const[]){t}) < 0) return NULL;
+  if (!valid_dtype(dtype)) FAIL("to_dtype: invalid dtype %d", dtype);
+  if (t->dtype == dtype) return fc_retain(t);
+  fc_tensor *c = empty_dtype_like(t, dtype);
+  if (c && fc_copy_(c, t) < 0) {
+    fc_release(c);
+    return NULL;
+  }
+  return c;
+}
+
+fc_tensor *fc_contiguous(fc_tensor *t) {
+  if (check_same_device("contiguous", 1, (const fc_tensor *const[]){t}) < 0) return NULL;
+  return fc_is_contiguous(t) ? fc_retain(t) : fc_clone(t);
+}
+
+fc_tensor *fc_to_device(fc_tensor *t, fc_device dev) {
+  if (check_same_device("to_device", 1, (const fc_tensor *const[]){t}) < 0) return NULL;
+  if (dev.type == t->device.type && dev.index == t->device.index) return fc_retain(t);
+  FAIL("to_device: cuda:%d requested but the CUDA backend is not loaded", dev.index);
+}

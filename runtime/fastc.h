@@ -1,0 +1,280 @@
+/* fastc.h — the public C API of the fastc runtime.
+ *
+ * This is the only header a C user includes. It is also the source of the
+ * LuaJIT FFI declarations: the build runs it through the C preprocessor with
+ * FC_CDEF defined, which drops the system includes and the macros below, and
+ * the result is what lua/fastc/ffi.lua hands to ffi.cdef. Keep it plain C
+ * declarations (no inline functions, no function-like macros in the body).
+ *
+ * Conventions
+ * - Every call that makes a tensor returns a new reference (release it with
+ *   fc_release) or NULL on error; calls that return int give 0 on success and
+ *   -1 on error. On error fc_last_error() says what was wrong.
+ * - Dims count from 0; a negative dim counts from the end (-1 = last).
+ * - Ops that take or give index tensors take an explicit `base`: 0 for C
+ *   users, 1 for the Lua binding, so error messages quote the caller's own
+ *   numbers.
+ * - In-place ops end with an underscore, as in PyTorch.
+ */
+#ifndef FASTC_H
+#define FASTC_H
+
+#ifndef FC_CDEF
+#include <stddef.h>
+#include <stdint.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+#endif
+
+enum { FC_MAX_DIMS = 8 };
+enum { FC_ALL_DIMS = -1000 }; /* "reduce over every dim" for single-dim reductions */
+
+typedef enum fc_dtype {
+  FC_FLOAT32 = 0, FC_FLOAT64, FC_FLOAT16, FC_BFLOAT16,
+  FC_INT64, FC_INT32, FC_UINT8, FC_BOOL, FC_NUM_DTYPES
+} fc_dtype;
+
+typedef enum fc_device_type { FC_CPU = 0, FC_CUDA = 1 } fc_device_type;
+
+typedef struct fc_device { int32_t type; int32_t index; } fc_device;
+
+/* Reference-counted memory shared by every view of it. `version` counts
+ * in-place writes, so autograd can tell a saved tensor was modified. */
+typedef struct fc_storage {
+  void *data;
+  size_t nbytes;
+  int64_t refcount;
+  int64_t version;
+  fc_device device;
+} fc_storage;
+
+/* A strided view of a storage. Shape and strides are in elements. */
+typedef struct fc_tensor {
+  fc_storage *storage;
+  int64_t offset;
+  int64_t numel;
+  int64_t shape[FC_MAX_DIMS];
+  int64_t stride[FC_MAX_DIMS];
+  int32_t ndim;
+  int32_t dtype;
+  fc_device device;
+  int64_t refcount;
+  int32_t requires_grad;
+  struct fc_tensor *grad;
+  void *grad_fn;
+} fc_tensor;
+
+/* ---- runtime ----------------------------------------------------------- */
+const char *fc_last_error(void);
+void fc_set_error(const char *fmt, ...);
+const char *fc_version(void);
+void fc_set_num_threads(int n);
+int fc_get_num_threads(void);
+const char *fc_dtype_name(int dtype);
+int fc_dtype_size(int dtype);
+int fc_dtype_is_float(int dtype);
+int fc_promote_types(int a, int b);
+
+/* Memory accounting: bytes held by live tensors per device type, and bytes
+ * allocated since the last fc_mem_mark() (the Lua binding steps its GC on it). */
+int64_t fc_live_bytes(int device_type);
+int64_t fc_bytes_since_mark(void);
+void fc_mem_mark(void);
+void fc_empty_cache(void);
+
+/* ---- lifetime ---------------------------------------------------------- */
+fc_tensor *fc_retain(fc_tensor *t);
+void fc_release(fc_tensor *t);
+/* Frees the storage now if this is its only user, else just drops the data
+ * reference; the tensor becomes empty (numel 0). */
+void fc_free(fc_tensor *t);
+
+/* ---- inspection -------------------------------------------------------- */
+int fc_is_contiguous(const fc_tensor *t);
+void *fc_data_ptr(const fc_tensor *t);
+int fc_item(const fc_tensor *t, double *out);
+int fc_get(const fc_tensor *t, const int64_t *index, double *out);
+int fc_set(fc_tensor *t, const int64_t *index, double value);
+/* Copies the elements, in logical order, as float64 into `out` (numel slots). */
+int fc_to_doubles(const fc_tensor *t, double *out);
+
+/* ---- creation ---------------------------------------------------------- */
+fc_tensor *fc_empty(int ndim, const int64_t *shape, int dtype, fc_device dev);
+fc_tensor *fc_zeros(int ndim, const int64_t *shape, int dtype, fc_device dev);
+fc_tensor *fc_ones(int ndim, const int64_t *shape, int dtype, fc_device dev);
+fc_tensor *fc_full(int ndim, const int64_t *shape, double value, int dtype, fc_device dev);
+fc_tensor *fc_scalar(double value, int dtype, fc_device dev);
+fc_tensor *fc_arange(double start, double end, double step, int dtype, fc_device dev);
+fc_tensor *fc_linspace(double start, double end, int64_t steps, int dtype, fc_device dev);
+fc_tensor *fc_eye(int64_t n, int64_t m, int dtype, fc_device dev);
+/* Copies `data`, laid out contiguously in `src_dtype`, into a new tensor. */
+fc_tensor *fc_from_buffer(const void *data, int src_dtype, int ndim, const int64_t *shape,
+                          int dtype, fc_device dev);
+fc_tensor *fc_empty_like(const fc_tensor *t);
+fc_tensor *fc_zeros_like(const fc_tensor *t);
+
+/* ---- randomness (Philox 4x32-10, counter based) ------------------------ */
+void fc_manual_seed(uint64_t seed);
+uint64_t fc_initial_seed(void);
+fc_tensor *fc_rand(int ndim, const int64_t *shape, int dtype, fc_device dev);
+fc_tensor *fc_randn(int ndim, const int64_t *shape, int dtype, fc_device dev);
+fc_tensor *fc_randint(int64_t low, int64_t high, int ndim, const int64_t *shape, int dtype,
+                      fc_device dev);
+fc_tensor *fc_randperm(int64_t n, int dtype, fc_device dev);
+int fc_uniform_(fc_tensor *t, double low, double high);
+int fc_normal_(fc_tensor *t, double mean, double std);
+int fc_bernoulli_(fc_tensor *t, double p);
+
+/* ---- views (share storage) --------------------------------------------- */
+fc_tensor *fc_view(fc_tensor *t, int ndim, const int64_t *shape);
+fc_tensor *fc_reshape(fc_tensor *t, int ndim, const int64_t *shape);
+fc_tensor *fc_permute(fc_tensor *t, int ndim, const int *dims);
+fc_tensor *fc_transpose(fc_tensor *t, int dim0, int dim1);
+fc_tensor *fc_squeeze(fc_tensor *t, int dim);          /* FC_ALL_DIMS: every size-1 dim */
+fc_tensor *fc_unsqueeze(fc_tensor *t, int dim);
+fc_tensor *fc_expand(fc_tensor *t, int ndim, const int64_t *shape); /* -1 keeps a size */
+fc_tensor *fc_flatten(fc_tensor *t, int start_dim, int end_dim);
+fc_tensor *fc_narrow(fc_tensor *t, int dim, int64_t start, int64_t length);
+fc_tensor *fc_select(fc_tensor *t, int dim, int64_t index);
+fc_tensor *fc_slice(fc_tensor *t, int dim, int64_t start, int64_t end, int64_t step);
+fc_tensor *fc_as_strided(fc_tensor *t, int ndim, const int64_t *shape, const int64_t *stride,
+                         int64_t offset);
+fc_tensor *fc_contiguous(fc_tensor *t);
+
+/* ---- copies and dtypes ------------------------------------------------- */
+fc_tensor *fc_clone(const fc_tensor *t);
+fc_tensor *fc_to_dtype(fc_tensor *t, int dtype);      /* same dtype: another reference */
+fc_tensor *fc_to_device(fc_tensor *t, fc_device dev); /* same device: another reference */
+int fc_copy_(fc_tensor *dst, const fc_tensor *src);   /* broadcasts, converts dtype */
+int fc_fill_(fc_tensor *t, double value);
+
+/* ---- elementwise (NumPy broadcasting, PyTorch type promotion) ---------- */
+fc_tensor *fc_add(fc_tensor *a, fc_tensor *b);
+fc_tensor *fc_sub(fc_tensor *a, fc_tensor *b);
+fc_tensor *fc_mul(fc_tensor *a, fc_tensor *b);
+fc_tensor *fc_div(fc_tensor *a, fc_tensor *b);
+fc_tensor *fc_pow(fc_tensor *a, fc_tensor *b);
+fc_tensor *fc_maximum(fc_tensor *a, fc_tensor *b);
+fc_tensor *fc_minimum(fc_tensor *a, fc_tensor *b);
+fc_tensor *fc_eq(fc_tensor *a, fc_tensor *b);
+fc_tensor *fc_ne(fc_tensor *a, fc_tensor *b);
+fc_tensor *fc_lt(fc_tensor *a, fc_tensor *b);
+fc_tensor *fc_le(fc_tensor *a, fc_tensor *b);
+fc_tensor *fc_gt(fc_tensor *a, fc_tensor *b);
+fc_tensor *fc_ge(fc_tensor *a, fc_tensor *b);
+fc_tensor *fc_logical_and(fc_tensor *a, fc_tensor *b);
+fc_tensor *fc_logical_or(fc_tensor *a, fc_tensor *b);
+int fc_add_(fc_tensor *a, fc_tensor *b);
+int fc_sub_(fc_tensor *a, fc_tensor *b);
+int fc_mul_(fc_tensor *a, fc_tensor *b);
+int fc_div_(fc_tensor *a, fc_tensor *b);
+int fc_pow_(fc_tensor *a, fc_tensor *b);
+/* a + alpha * b, the axpy PyTorch spells add(a, b, alpha=...) */
+fc_tensor *fc_add_scaled(fc_tensor *a, fc_tensor *b, double alpha);
+int fc_add_scaled_(fc_tensor *a, fc_tensor *b, double alpha);
+
+fc_tensor *fc_neg(fc_tensor *t);
+fc_tensor *fc_abs(fc_tensor *t);
+fc_tensor *fc_exp(fc_tensor *t);
+fc_tensor *fc_log(fc_tensor *t);
+fc_tensor *fc_log1p(fc_tensor *t);
+fc_tensor *fc_sqrt(fc_tensor *t);
+fc_tensor *fc_rsqrt(fc_tensor *t);
+fc_tensor *fc_sin(fc_tensor *t);
+fc_tensor *fc_cos(fc_tensor *t);
+fc_tensor *fc_tanh(fc_tensor *t);
+fc_tensor *fc_sigmoid(fc_tensor *t);
+fc_tensor *fc_relu(fc_tensor *t);
+fc_tensor *fc_gelu(fc_tensor *t);
+fc_tensor *fc_silu(fc_tensor *t);
+fc_tensor *fc_floor(fc_tensor *t);
+fc_tensor *fc_ceil(fc_tensor *t);
+fc_tensor *fc_round(fc_tensor *t);
+fc_tensor *fc_sign(fc_tensor *t);
+fc_tensor *fc_logical_not(fc_tensor *t);
+fc_tensor *fc_leaky_relu(fc_tensor *t, double negative_slope);
+fc_tensor *fc_clamp(fc_tensor *t, double min, double max); /* -inf/inf: no bound */
+int fc_neg_(fc_tensor *t);
+int fc_abs_(fc_tensor *t);
+int fc_exp_(fc_tensor *t);
+int fc_log_(fc_tensor *t);
+int fc_log1p_(fc_tensor *t);
+int fc_sqrt_(fc_tensor *t);
+int fc_rsqrt_(fc_tensor *t);
+int fc_sin_(fc_tensor *t);
+int fc_cos_(fc_tensor *t);
+int fc_tanh_(fc_tensor *t);
+int fc_sigmoid_(fc_tensor *t);
+int fc_relu_(fc_tensor *t);
+int fc_gelu_(fc_tensor *t);
+int fc_silu_(fc_tensor *t);
+int fc_floor_(fc_tensor *t);
+int fc_ceil_(fc_tensor *t);
+int fc_round_(fc_tensor *t);
+int fc_sign_(fc_tensor *t);
+int fc_leaky_relu_(fc_tensor *t, double negative_slope);
+int fc_clamp_(fc_tensor *t, double min, double max);
+
+fc_tensor *fc_where(fc_tensor *cond, fc_tensor *a, fc_tensor *b);
+fc_tensor *fc_lerp(fc_tensor *a, fc_tensor *b, fc_tensor *weight);
+int fc_lerp_(fc_tensor *a, fc_tensor *b, fc_tensor *weight);
+
+/* ---- reductions -------------------------------------------------------- */
+/* dims: `ndims` dims to reduce; ndims == 0 reduces over every dim. */
+fc_tensor *fc_sum(fc_tensor *t, int ndims, const int *dims, int keepdim);
+fc_tensor *fc_mean(fc_tensor *t, int ndims, const int *dims, int keepdim);
+fc_tensor *fc_prod(fc_tensor *t, int ndims, const int *dims, int keepdim);
+fc_tensor *fc_logsumexp(fc_tensor *t, int ndims, const int *dims, int keepdim);
+fc_tensor *fc_all(fc_tensor *t, int ndims, const int *dims, int keepdim);
+fc_tensor *fc_any(fc_tensor *t, int ndims, const int *dims, int keepdim);
+fc_tensor *fc_amax(fc_tensor *t, int ndims, const int *dims, int keepdim);
+fc_tensor *fc_amin(fc_tensor *t, int ndims, const int *dims, int keepdim);
+fc_tensor *fc_norm(fc_tensor *t, double p, int ndims, const int *dims, int keepdim);
+/* correction: 1 for the unbiased estimate, 0 for the population one */
+fc_tensor *fc_var(fc_tensor *t, int ndims, const int *dims, int correction, int keepdim);
+fc_tensor *fc_std(fc_tensor *t, int ndims, const int *dims, int correction, int keepdim);
+/* Values and (0-based + base) int64 indices of the max/min along one dim. */
+fc_tensor *fc_max_dim(fc_tensor *t, int dim, int keepdim, int64_t base, fc_tensor **indices);
+fc_tensor *fc_min_dim(fc_tensor *t, int dim, int keepdim, int64_t base, fc_tensor **indices);
+/* dim FC_ALL_DIMS: index into the flattened tensor */
+fc_tensor *fc_argmax(fc_tensor *t, int dim, int keepdim, int64_t base);
+fc_tensor *fc_argmin(fc_tensor *t, int dim, int keepdim, int64_t base);
+fc_tensor *fc_cumsum(fc_tensor *t, int dim);
+fc_tensor *fc_cumprod(fc_tensor *t, int dim);
+fc_tensor *fc_sort(fc_tensor *t, int dim, int descending, int64_t base, fc_tensor **indices);
+fc_tensor *fc_topk(fc_tensor *t, int64_t k, int dim, int largest, int64_t base,
+                   fc_tensor **indices);
+
+/* ---- linear algebra (OpenBLAS) ----------------------------------------- */
+fc_tensor *fc_matmul(fc_tensor *a, fc_tensor *b);
+fc_tensor *fc_addmm(fc_tensor *c, fc_tensor *a, fc_tensor *b, double beta, double alpha);
+fc_tensor *fc_outer(fc_tensor *a, fc_tensor *b);
+fc_tensor *fc_dot(fc_tensor *a, fc_tensor *b);
+
+/* ---- joining, indexing, reordering ------------------------------------- */
+fc_tensor *fc_cat(int n, fc_tensor *const *ts, int dim);
+fc_tensor *fc_stack(int n, fc_tensor *const *ts, int dim);
+fc_tensor *fc_index_select(fc_tensor *t, int dim, fc_tensor *index, int64_t base);
+fc_tensor *fc_gather(fc_tensor *t, int dim, fc_tensor *index, int64_t base);
+fc_tensor *fc_scatter(fc_tensor *t, int dim, fc_tensor *index, fc_tensor *src, int64_t base);
+fc_tensor *fc_scatter_add(fc_tensor *t, int dim, fc_tensor *index, fc_tensor *src,
+                          int64_t base);
+int fc_scatter_(fc_tensor *t, int dim, fc_tensor *index, fc_tensor *src, int64_t base);
+int fc_scatter_add_(fc_tensor *t, int dim, fc_tensor *index, fc_tensor *src, int64_t base);
+fc_tensor *fc_masked_fill(fc_tensor *t, fc_tensor *mask, double value);
+int fc_masked_fill_(fc_tensor *t, fc_tensor *mask, double value);
+fc_tensor *fc_masked_select(fc_tensor *t, fc_tensor *mask);
+/* [n, ndim] int64 coordinates (+ base) of the non-zero elements */
+fc_tensor *fc_nonzero(fc_tensor *t, int64_t base);
+fc_tensor *fc_one_hot(fc_tensor *index, int64_t num_classes, int64_t base);
+fc_tensor *fc_flip(fc_tensor *t, int ndims, const int *dims);
+/* ndims == 0: roll the flattened tensor by shifts[0] */
+fc_tensor *fc_roll(fc_tensor *t, int ndims, const int64_t *shifts, const int *dims);
+
+#ifndef FC_CDEF
+#ifdef __cplusplus
+}
+#endif
+#endif
+#endif /* FASTC_H */

@@ -1,0 +1,42 @@
+/* harness.h — a small test harness: each TEST is one pass or one fail. */
+#ifndef FASTC_HARNESS_H
+#define FASTC_HARNESS_H
+#include "fastc.h"
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+extern int harness_failed_checks;
+void harness_fail(const char *file, int line, const char *fmt, ...);
+void harness_run(const char *name, void (*fn)(void));
+int harness_report(void);
+
+#define TEST(name) static void name(void)
+#define RUN(name) harness_run(#name, name)
+#define CHECK(c) do { if (!(c)) harness_fail(__FILE__, __LINE__, "%s", #c); } while (0)
+#define CHECK_NEAR(a, b, tol) do { double a_ = (a), b_ = (b); \
+  if (!(fabs(a_ - b_) <= (tol) * (1 + fabs(b_))) && !(isnan(a_) && isnan(b_))) \
+    harness_fail(__FILE__, __LINE__, "%s = %.9g, expected %.9g", #a, a_, b_); } while (0)
+/* The call must fail (NULL or -1) with an error containing `needle`. */
+#define CHECK_ERR(call, needle) do { int failed_ = check_failed_call((call)); \
+  const char *e_ = fc_last_error(); \
+  if (!failed_) harness_fail(__FILE__, __LINE__, "%s succeeded, expected an error", #call); \
+  else if (!strstr(e_, needle)) harness_fail(__FILE__, __LINE__, "error '%s' lacks '%s'", e_, needle); \
+} while (0)
+#define check_failed_call(x) _Generic((x), fc_tensor *: harness_null_and_free, default: harness_negative)(x)
+int harness_null_and_free(fc_tensor *t);
+int harness_negative(long rc);
+
+extern const fc_device CPU;
+/* A tensor of `dtype` holding `vals` (row-major) in the given shape. */
+fc_tensor *mk(int dtype, int ndim, const int64_t *shape, const double *vals);
+#define MK(dtype, shape, ...) mk(dtype, sizeof((int64_t[])shape) / sizeof(int64_t), \
+                                  (int64_t[])shape, (double[]){__VA_ARGS__})
+#define S(...) {__VA_ARGS__}
+/* Checks shape, then every element within tol; releases t. */
+void expect_tensor(const char *file, int line, fc_tensor *t, int dtype, int ndim,
+                   const int64_t *shape, const double *vals, double tol);
+#define EXPECT(t, dtype, shape, tol, ...) expect_tensor(__FILE__, __LINE__, t, dtype, \
+  sizeof((int64_t[])shape) / sizeof(int64_t), (int64_t[])shape, (double[]){__VA_ARGS__}, tol)
+#define EXPECT0(t, dtype, tol, v) expect_tensor(__FILE__, __LINE__, t, dtype, 0, NULL, (double[]){v}, tol)
+#endif
