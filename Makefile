@@ -35,8 +35,10 @@ $(BUILD)/libfastc.a: $(OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
+# -z nodelete: LuaJIT unloads ffi.load()ed libraries at exit while OpenMP
+# worker threads still run in them; keeping the library mapped avoids a crash.
 $(BUILD)/libfastc.so: $(OBJS)
-	$(CC) -shared -fopenmp $(SAN) -o $@ $^ $(LIBS)
+	$(CC) -shared -fopenmp $(SAN) -Wl,-z,nodelete -o $@ $^ $(LIBS)
 
 # fastlua carries LuaJIT and all of libfastc; -rdynamic lets ffi.C see fc_*.
 $(BUILD)/fastlua: runtime/fastlua.c $(BUILD)/libfastc.a

@@ -1,0 +1,15 @@
+-- fastc: `local fc = require 'fastc'` gives the whole public surface.
+local core = require 'fastc.tensor'
+local fc, Tensor, H = core.fc, core.Tensor, core.H
+
+-- Each extension adds methods to Tensor and functions to fc.
+local extensions = {
+  'fastc.ext_math', 'fastc.ext_indexing', 'fastc.print',
+  'fastc.ext_reduce', 'fastc.ext_index', 'fastc.ext_linalg',
+}
+for _, name in ipairs(extensions) do
+  if package.searchpath(name, package.path) then require(name)(fc, Tensor, H) end
+end
+
+require('ffi').metatype('fc_ref', H.mt)
+return fc
