@@ -66,6 +66,9 @@ int check_defined(const char *op, const fc_tensor *t, const char *what);
 int broadcast_shapes(const char *op, int na, const int64_t *sa, int nb, const int64_t *sb,
                      int *nout, int64_t *out);
 
+/* ---- randomness ------------------------------------------------------- */
+void philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+
 /* ---- threads ------------------------------------------------------------ */
 /* Below this many elements a loop runs on one thread: spawning costs more. */
 enum { PARALLEL_GRAIN = 32768 };

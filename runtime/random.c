@@ -13,9 +13,9 @@ static uint64_t gen_seed = 67280421310721ULL;
 static uint64_t gen_offset;
 static pthread_mutex_t gen_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static philox_block philox(uint64_t seed, uint64_t counter) {
-  uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32), c2 = 0, c3 = 0;
-  uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+/* The Random123 round function; exported (not public) for its known-answer test. */
+void philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]) {
+  uint32_t c0 = ctr[0], c1 = ctr[1], c2 = ctr[2], c3 = ctr[3], k0 = key[0], k1 = key[1];
   for (int r = 0; r < 10; r++) {
     uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
     uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
@@ -26,7 +26,15 @@ static philox_block philox(uint64_t seed, uint64_t counter) {
     k0 += 0x9E3779B9u;
     k1 += 0xBB67AE85u;
   }
-  return (philox_block){{c0, c1, c2, c3}};
+  out[0] = c0, out[1] = c1, out[2] = c2, out[3] = c3;
+}
+
+static philox_block philox(uint64_t seed, uint64_t counter) {
+  const uint32_t ctr[4] = {(uint32_t)counter, (uint32_t)(counter >> 32), 0, 0};
+  const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+  philox_block b;
+  philox4x32_10(ctr, key, b.v);
+  return b;
 }
 
 void fc_manual_seed(uint64_t seed) {
