@@ -13,7 +13,7 @@
 
 enum { ALIGN = 64, CACHE_SLOTS = 32 };
 static const size_t CACHE_MIN_BLOCK = 1 << 16;       /* smaller blocks: malloc is fast */
-static const size_t CACHE_MAX_BYTES = (size_t)1 << 30; /* bound on idle cached memory */
+static const size_t CACHE_MAX_BYTES = (size_t)256 << 20; /* bound on idle cached memory */
 
 typedef struct block { void *ptr; size_t nbytes; } block;
 

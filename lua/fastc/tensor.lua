@@ -382,14 +382,17 @@ function Tensor.totable(t)
   check(C.fc_to_doubles(p, buf))
   local is_bool = p.dtype == C.FC_BOOL
   local ndim = p.ndim
-  if ndim == 0 then return is_bool and buf[0] ~= 0 or buf[0] end
+  local function value(v)
+    if is_bool then return v ~= 0 end
+    return v
+  end
+  if ndim == 0 then return value(buf[0]) end
   local pos = 0
   local function build(d)
     local out, size = {}, tonumber(p.shape[d])
     for i = 1, size do
       if d == ndim - 1 then
-        local v = buf[pos]
-        out[i] = is_bool and v ~= 0 or v
+        out[i] = value(buf[pos])
         pos = pos + 1
       else
         out[i] = build(d + 1)
