@@ -98,29 +98,66 @@ int64_t fc_bytes_since_mark(void) {
 
 void fc_mem_mark(void) { __atomic_store_n(&allocated_since_mark, 0, __ATOMIC_RELAXED); }
 
-/* ---- storage ---------------------------------------------------------- */
+/* ---- small objects ----------------------------------------------------
+ * Tiny tensors are what per-op latency is made of: a header, a storage and
+ * a few bytes of data. Both come from per-thread free lists, and the data of
+ * a small storage lives inside its own block, so a 1-element op allocates
+ * nothing from malloc in the steady state. */
+
+enum { SMALL_DATA = 256, STORAGE_BLOCK = 64 + SMALL_DATA, POOL_MAX = 1024 };
+
+typedef struct pool { void *items[POOL_MAX]; int n; } pool;
+static _Thread_local pool header_pool, storage_pool;
+
+static void *pool_take(pool *p, size_t size) {
+  return p->n > 0 ? p->items[--p->n] : aligned_alloc(ALIGN, size);
+}
+
+static void pool_give(pool *p, void *item) {
+  if (p->n < POOL_MAX) p->items[p->n++] = item;
+  else free(item);
+}
+
+fc_tensor *header_alloc(void) {
+  fc_tensor *t = pool_take(&header_pool, (sizeof(fc_tensor) + ALIGN - 1) / ALIGN * ALIGN);
+  if (t) memset(t, 0, sizeof *t);
+  return t;
+}
+
+void header_free(fc_tensor *t) {
+  if (t) pool_give(&header_pool, t);
+}
+
+static char *inline_data(fc_storage *s) { return (char *)s + 64; }
 
 fc_storage *storage_new(size_t nbytes, fc_device dev) {
   if (dev.type != FC_CPU) {
     fc_set_error("alloc: device cuda:%d requested but the CUDA backend is not loaded", dev.index);
     return NULL;
   }
-  fc_storage *s = calloc(1, sizeof *s);
-  void *data = s ? cpu_alloc(nbytes) : NULL;
+  bool small = nbytes <= SMALL_DATA;
+  fc_storage *s = small ? pool_take(&storage_pool, STORAGE_BLOCK) : malloc(sizeof *s);
+  void *data = !s ? NULL : small ? inline_data(s) : cpu_alloc(nbytes);
   if (!data) {
-    free(s);
+    if (s && !small) free(s);
     fc_set_error("alloc: out of memory allocating %zu bytes", nbytes);
     return NULL;
   }
-  s->data = data;
-  s->nbytes = nbytes;
-  s->refcount = 1;
-  s->device = dev;
+  if (small) {
+    __atomic_add_fetch(&live_bytes[FC_CPU], (int64_t)SMALL_DATA, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&allocated_since_mark, (int64_t)SMALL_DATA, __ATOMIC_RELAXED);
+  }
+  *s = (fc_storage){.data = data, .nbytes = nbytes, .refcount = 1, .device = dev};
   return s;
 }
 
 void storage_release(fc_storage *s) {
   if (!s || __atomic_sub_fetch(&s->refcount, 1, __ATOMIC_ACQ_REL) > 0) return;
+  if (s->data == inline_data(s)) {
+    __atomic_sub_fetch(&live_bytes[FC_CPU], (int64_t)SMALL_DATA, __ATOMIC_RELAXED);
+    pool_give(&storage_pool, s);
+    return;
+  }
   cpu_free(s->data, s->nbytes);
   free(s);
 }

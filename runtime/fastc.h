@@ -86,6 +86,11 @@ void fc_empty_cache(void);
 /* ---- lifetime ---------------------------------------------------------- */
 fc_tensor *fc_retain(fc_tensor *t);
 void fc_release(fc_tensor *t);
+/* A one-pointer box: the LuaJIT binding's tensor object. fc_release_handle is
+ * its GC finaliser, called with the box's address, so collecting a tensor
+ * costs no Lua call. */
+typedef struct fc_handle { fc_tensor *p; } fc_handle;
+void fc_release_handle(fc_handle *handle);
 /* Frees the storage now if this is its only user, else just drops the data
  * reference; the tensor becomes empty (numel 0). */
 void fc_free(fc_tensor *t);

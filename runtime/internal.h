@@ -43,6 +43,8 @@ void *cpu_alloc(size_t nbytes);
 void cpu_free(void *p, size_t nbytes);
 fc_storage *storage_new(size_t nbytes, fc_device dev);
 void storage_release(fc_storage *s);
+fc_tensor *header_alloc(void); /* zeroed */
+void header_free(fc_tensor *t);
 
 /* A tensor header over an existing storage (which it retains). */
 fc_tensor *tensor_view_of(fc_tensor *base, int ndim, const int64_t *shape,

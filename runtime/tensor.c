@@ -29,7 +29,7 @@ static int check_shape(const char *op, int ndim, const int64_t *shape) {
 
 static fc_tensor *header_new(int ndim, const int64_t *shape, const int64_t *stride, int dtype,
                              fc_device dev) {
-  fc_tensor *t = calloc(1, sizeof *t);
+  fc_tensor *t = header_alloc();
   if (!t) FAIL("alloc: out of memory for a tensor header");
   t->ndim = ndim;
   t->dtype = dtype;
@@ -181,7 +181,11 @@ void fc_release(fc_tensor *t) {
   if (!t || __atomic_sub_fetch(&t->refcount, 1, __ATOMIC_ACQ_REL) > 0) return;
   fc_release(t->grad);
   storage_release(t->storage);
-  free(t);
+  header_free(t);
+}
+
+void fc_release_handle(fc_handle *handle) {
+  if (handle) fc_release(handle->p);
 }
 
 void fc_free(fc_tensor *t) {

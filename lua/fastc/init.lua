@@ -11,5 +11,5 @@ for _, name in ipairs(extensions) do
   if package.searchpath(name, package.path) then require(name)(fc, Tensor, H) end
 end
 
-require('ffi').metatype('fc_ref', H.mt)
+require('ffi').metatype('fc_handle', H.mt)
 return fc

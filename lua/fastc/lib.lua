@@ -6,9 +6,6 @@
 local ffi = require 'ffi'
 
 ffi.cdef(require 'fastc.cdef')
--- The Lua-side handle: a one-field struct, so `t[i]` reaches __index
--- instead of doing pointer arithmetic on a bare fc_tensor*.
-ffi.cdef 'typedef struct fc_ref { fc_tensor *p; } fc_ref;'
 
 local function has_symbols(ns)
   return pcall(function() return ns.fc_version end)

@@ -58,8 +58,9 @@ local function gc_step()
   end
 end
 
-local ref_t = ffi.typeof('fc_ref')
-local release = function(r) C.fc_release(r.p) end
+local ref_t = ffi.typeof('fc_handle')
+-- The finaliser is a C function: collecting a tensor makes no Lua call.
+local release = C.fc_release_handle
 
 local function wrap(p)
   if p == nil then raise_c() end
