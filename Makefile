@@ -29,29 +29,33 @@ deps:
 
 $(BUILD)/obj/%.o: runtime/%.c runtime/fastc.h runtime/internal.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) -c $< -o $@
+	@echo '  CC      $<'
+	@$(CC) $(CFLAGS_BASE) -c $< -o $@
 
 $(BUILD)/libfastc.a: $(OBJS)
 	@rm -f $@
-	ar rcs $@ $^
+	@ar rcs $@ $^
 
 # -z nodelete: LuaJIT unloads ffi.load()ed libraries at exit while OpenMP
 # worker threads still run in them; keeping the library mapped avoids a crash.
 $(BUILD)/libfastc.so: $(OBJS)
-	$(CC) -shared -fopenmp $(SAN) -Wl,-z,nodelete -o $@ $^ $(LIBS)
+	@echo '  LD      $@'
+	@$(CC) -shared -fopenmp $(SAN) -Wl,-z,nodelete -o $@ $^ $(LIBS)
 
 # fastlua carries LuaJIT and all of libfastc; -rdynamic lets ffi.C see fc_*.
 $(BUILD)/fastlua: runtime/fastlua.c $(BUILD)/libfastc.a
-	$(CC) $(CFLAGS_BASE) -DFASTC_LUA_DIR='"$(PREFIX)/share/fastc/lua"' -rdynamic -o $@ $< \
+	@echo '  LD      $@'
+	@$(CC) $(CFLAGS_BASE) -DFASTC_LUA_DIR='"$(PREFIX)/share/fastc/lua"' -rdynamic -o $@ $< \
 	  -Wl,--whole-archive $(BUILD)/libfastc.a -Wl,--no-whole-archive $(LUAJIT_A) -ledit $(LIBS)
 
 # The FFI declarations are the public header itself, preprocessed.
 $(CDEF): runtime/fastc.h tools/gen_cdef.sh
-	sh tools/gen_cdef.sh runtime/fastc.h > $@.tmp && mv $@.tmp $@
+	@sh tools/gen_cdef.sh runtime/fastc.h > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/tests/%: tests/c/%.c tests/c/harness.c tests/c/harness.h $(BUILD)/libfastc.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) -Itests/c -o $@ $< tests/c/harness.c $(BUILD)/libfastc.a $(LIBS)
+	@echo '  LD      $@'
+	@$(CC) $(CFLAGS_BASE) -Itests/c -o $@ $< tests/c/harness.c $(BUILD)/libfastc.a $(LIBS)
 
 test: all $(TESTS)
 	@sh tools/run_tests.sh $(BUILD)

@@ -14,7 +14,7 @@ end
 
 record('add_16M', timer.median(function() local _ = a + b end, 21), 3 * BYTES)
 record('chain_16M', timer.median(function() local _ = (a * b + c):relu() end, 21), 9 * BYTES)
--- record('sum_16M', timer.median(function() local _ = a:sum() end, 21), BYTES)
+record('sum_16M', timer.median(function() local _ = a:sum() end, 21), BYTES)
 
 -- One tiny op, many times: the binding's overhead per call.
 local x, y = fc.ones(1), fc.ones(1)

@@ -1,0 +1,34 @@
+#!/bin/sh
+# bench/run.sh — `make bench`: every benchmark, fastc beside PyTorch in one
+# run, written to bench/RESULTS.md (and shown).
+set -e
+BLAS_DIR=/usr/lib/$(cc -print-multiarch)/openblas-openmp
+cc -O2 -Iruntime bench/sgemm.c build/libfastc.a -L$BLAS_DIR -Wl,-rpath,$BLAS_DIR \
+  -lopenblas -lz -lm -fopenmp -o build/bench_sgemm
+out=bench/RESULTS.md.tmp
+{
+  echo "# Benchmark results"
+  echo
+  echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) cores of" \
+    "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem/ {print $2}') GiB;" \
+    "PyTorch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)' 2>/dev/null || echo 'not installed'), 2 threads both sides."
+  echo "Command: \`make bench\`."
+  echo
+  echo "## (a) sgemm, square N: GFLOP/s"
+  echo
+  build/bench_sgemm
+  echo
+  echo "## (b)-(d) elementwise, reduction, per-op latency"
+  echo
+  echo "Times are medians; GB/s counts bytes read + written; speed-up is PyTorch time / fastc time."
+  echo
+  build/fastlua bench/ops.lua
+  echo
+  echo "## (e) start-up"
+  echo
+  echo "| what | fastc | PyTorch | ratio |"
+  echo "|---|---|---|---|"
+  sh bench/startup.sh
+} > $out
+mv $out bench/RESULTS.md
+cat bench/RESULTS.md
