@@ -277,6 +277,26 @@ fc_tensor *fc_flip(fc_tensor *t, int ndims, const int *dims);
 /* ndims == 0: roll the flattened tensor by shifts[0] */
 fc_tensor *fc_roll(fc_tensor *t, int ndims, const int64_t *shifts, const int *dims);
 
+/* ---- files ------------------------------------------------------------- */
+/* safetensors: an 8-byte little-endian header length, a JSON header naming
+ * each tensor's dtype, shape and byte range plus a "__metadata__" map of
+ * strings, then the raw data. Writes go to a temp file that is fsynced and
+ * renamed, so a crash never leaves a half-written file. */
+int fc_save(const char *path, int n, const char *const *names, fc_tensor *const *tensors,
+            int nmeta, const char *const *meta_keys, const char *const *meta_values);
+typedef struct fc_file fc_file; /* a loaded safetensors file */
+fc_file *fc_load(const char *path);
+int fc_file_count(const fc_file *f);
+const char *fc_file_name(const fc_file *f, int i);
+fc_tensor *fc_file_tensor(const fc_file *f, int i); /* a new reference */
+int fc_file_meta_count(const fc_file *f);
+const char *fc_file_meta_key(const fc_file *f, int i);
+const char *fc_file_meta_value(const fc_file *f, int i);
+void fc_file_close(fc_file *f);
+/* An IDX file (the MNIST format), gzipped or plain, as a uint8/int32/float
+ * tensor of the shape its header gives. */
+fc_tensor *fc_read_idx(const char *path);
+
 #ifndef FC_CDEF
 #ifdef __cplusplus
 }
