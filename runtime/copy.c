@@ -82,7 +82,7 @@ static iter_kernel pick_kernel(int src, int dst) {
 
 int fc_copy_(fc_tensor *dst, const fc_tensor *src) {
   const fc_tensor *pair[2] = {dst, src};
-  if (check_same_device("copy_", 2, pair) < 0) return -1;
+  if (check_same_device("copy_", 2, pair) < 0 || check_inplace("copy_", dst) < 0) return -1;
   bool fits = src->ndim <= dst->ndim;
   for (int i = 1; fits && i <= src->ndim; i++) {
     int64_t s = src->shape[src->ndim - i];
@@ -116,6 +116,7 @@ FILL_KERNEL(fill8, uint64_t)
 
 int fc_fill_(fc_tensor *t, double value) {
   if (check_same_device("fill_", 1, (const fc_tensor *const[]){t}) < 0) return -1;
+  if (check_inplace("fill_", t) < 0) return -1;
   uint64_t pattern = 0; /* the element's bytes, replicated by the kernel */
   store_from_double(&pattern, t->dtype, value);
   static const iter_kernel by_size[9] = {0, fill1, fill2, 0, fill4, 0, 0, 0, fill8};
@@ -126,26 +127,44 @@ int fc_fill_(fc_tensor *t, double value) {
   return 0;
 }
 
-fc_tensor *fc_clone(const fc_tensor *t) {
-  if (check_same_device("clone", 1, &t) < 0) return NULL;
-  fc_tensor *c = empty_dtype_like(t, t->dtype);
-  if (c && fc_copy_(c, t) < 0) {
-    fc_release(c);
+/* clone, contiguous and dtype casts pass the gradient straight through; the
+ * engine casts it back to the input's dtype. */
+static int identity_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
+  gi[0] = fc_retain(g);
+  return 0;
+}
+
+static fc_tensor *record_copy(const char *op, fc_tensor *out, fc_tensor *in) {
+  if (out && out != in && is_float_dtype(out->dtype) && grad_needed(1, &in) &&
+      !record(op, identity_backward, out, 1, &in)) {
+    fc_release(out);
     return NULL;
   }
+  return out;
+}
+
+/* A copy made inside the runtime (no history). */
+static fc_tensor *copy_of(const fc_tensor *t, int dtype) {
+  fc_tensor *c = empty_dtype_like(t, dtype);
+  int previous = grad_mode_push(false);
+  if (c && fc_copy_(c, t) < 0) {
+    fc_release(c);
+    c = NULL;
+  }
+  grad_mode_pop(previous);
   return c;
+}
+
+fc_tensor *fc_clone(const fc_tensor *t) {
+  if (check_same_device("clone", 1, &t) < 0) return NULL;
+  return record_copy("clone", copy_of(t, t->dtype), (fc_tensor *)t);
 }
 
 fc_tensor *fc_to_dtype(fc_tensor *t, int dtype) {
   if (check_same_device("to_dtype", 1, (const fc_tensor *const[]){t}) < 0) return NULL;
   if (!valid_dtype(dtype)) FAIL("to_dtype: invalid dtype %d", dtype);
   if (t->dtype == dtype) return fc_retain(t);
-  fc_tensor *c = empty_dtype_like(t, dtype);
-  if (c && fc_copy_(c, t) < 0) {
-    fc_release(c);
-    return NULL;
-  }
-  return c;
+  return record_copy("to_dtype", copy_of(t, dtype), t);
 }
 
 fc_tensor *fc_contiguous(fc_tensor *t) {

@@ -277,6 +277,24 @@ fc_tensor *fc_flip(fc_tensor *t, int ndims, const int *dims);
 /* ndims == 0: roll the flattened tensor by shifts[0] */
 fc_tensor *fc_roll(fc_tensor *t, int ndims, const int64_t *shifts, const int *dims);
 
+/* ---- autograd ---------------------------------------------------------- */
+/* Reverse mode over a graph recorded as ops run (PyTorch semantics). Grad
+ * mode is per thread; ops record a node when it is on and an input requires
+ * grad. In-place ops refuse tensors that require grad while recording, and a
+ * tensor saved for backward that is modified afterwards makes backward fail
+ * (version counter) instead of giving a wrong gradient. */
+void fc_set_grad_enabled(int enabled);
+int fc_is_grad_enabled(void);
+int fc_set_requires_grad(fc_tensor *t, int requires_grad); /* leaves only */
+int fc_is_leaf(const fc_tensor *t);
+const char *fc_grad_fn_name(const fc_tensor *t); /* NULL for leaves */
+/* grad: NULL for a single-element root (implicit 1). retain_graph keeps the
+ * saved tensors so backward can run through the graph again. */
+int fc_backward(fc_tensor *root, fc_tensor *grad, int retain_graph);
+fc_tensor *fc_get_grad(const fc_tensor *t); /* new reference, or NULL with no error */
+int fc_set_grad(fc_tensor *t, fc_tensor *grad); /* NULL clears it */
+fc_tensor *fc_detach(fc_tensor *t); /* shares storage, no history */
+
 /* ---- files ------------------------------------------------------------- */
 /* safetensors: an 8-byte little-endian header length, a JSON header naming
  * each tensor's dtype, shape and byte range plus a "__metadata__" map of

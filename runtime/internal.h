@@ -71,6 +71,50 @@ int broadcast_shapes(const char *op, int na, const int64_t *sa, int nb, const in
 /* ---- randomness ------------------------------------------------------- */
 void philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
 
+/* ---- autograd ------------------------------------------------------------
+ * A node is the backward of one op. Its edges lead to the nodes of the
+ * inputs (or to the leaf tensors whose .grad it feeds); it keeps the input
+ * shapes (to undo broadcasting) and the tensors its formula needs. */
+enum { NODE_MAX_INPUTS = 4, NODE_MAX_SAVED = 4 };
+typedef struct fc_node fc_node;
+/* Given the output's gradient, sets grads[i] for each input i that needs one
+ * (new references, any broadcast-compatible shape); returns 0 or -1. */
+typedef int (*backward_fn)(fc_node *n, fc_tensor *grad, fc_tensor **grads);
+struct fc_node {
+  const char *op;
+  int64_t refcount;
+  backward_fn backward;
+  int ninputs;
+  fc_node *next[NODE_MAX_INPUTS];   /* input's grad_fn (retained) */
+  fc_tensor *leaf[NODE_MAX_INPUTS]; /* or the leaf to accumulate into (retained) */
+  int in_ndim[NODE_MAX_INPUTS], in_dtype[NODE_MAX_INPUTS];
+  int64_t in_shape[NODE_MAX_INPUTS][FC_MAX_DIMS];
+  int nsaved;
+  fc_tensor *saved[NODE_MAX_SAVED];
+  int64_t saved_version[NODE_MAX_SAVED];
+  double arg[4];
+  int64_t iarg[FC_MAX_DIMS];
+  bool released;
+  /* backward engine scratch */
+  fc_tensor *grad;
+  int pending;
+  uint64_t mark; /* the backward pass that last visited it */
+};
+/* True when grad mode is on and one of the tensors requires grad. */
+bool grad_needed(int n, fc_tensor *const *ts);
+/* Records a node for `out` computed from `inputs`; returns it so the op can
+ * save tensors and arguments, or NULL (with an error) if out of memory. */
+fc_node *record(const char *op, backward_fn fn, fc_tensor *out, int n, fc_tensor *const *inputs);
+void node_save(fc_node *n, fc_tensor *t);
+void node_release(fc_node *n);
+/* The checks every in-place op runs before writing into t. */
+int check_inplace(const char *op, fc_tensor *t);
+/* Sums grad over broadcast dims so it has `ndim`/`shape` again. */
+fc_tensor *sum_to_shape(fc_tensor *grad, int ndim, const int64_t *shape);
+/* RAII-free no-grad scope for backward formulas. */
+int grad_mode_push(bool enabled);
+void grad_mode_pop(int previous);
+
 /* ---- threads ------------------------------------------------------------ */
 /* Below this many elements a loop runs on one thread: spawning costs more. */
 enum { PARALLEL_GRAIN = 32768 };

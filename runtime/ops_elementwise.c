@@ -127,16 +127,29 @@ typedef struct binary_op {
   const char *name;
   binary_kind kind;
   iter_kernel k[NUM_CT];
+  backward_fn backward; /* NULL: not differentiable */
+  int saves;            /* which of a, b, out the backward reads */
 } binary_op;
 
-static const binary_op OP_ADD = {"add", ARITH, ALL_CT(add)};
-static const binary_op OP_SUB = {"sub", ARITH, ALL_CT(sub)};
-static const binary_op OP_MUL = {"mul", ARITH, ALL_CT(mul)};
-static const binary_op OP_DIV = {"div", FLOAT_ONLY, FLOAT_CT(div)};
-static const binary_op OP_POW = {"pow", ARITH, ALL_CT(pow)};
-static const binary_op OP_AXPY = {"add", ARITH, ALL_CT(axpy)};
-static const binary_op OP_MAX = {"maximum", ARITH, ALL_CT(max)};
-static const binary_op OP_MIN = {"minimum", ARITH, ALL_CT(min)};
+enum { SAVE_A = 1, SAVE_B = 2, SAVE_OUT = 4 };
+
+static int add_backward(fc_node *n, fc_tensor *g, fc_tensor **gi);
+static int sub_backward(fc_node *n, fc_tensor *g, fc_tensor **gi);
+static int mul_backward(fc_node *n, fc_tensor *g, fc_tensor **gi);
+static int div_backward(fc_node *n, fc_tensor *g, fc_tensor **gi);
+static int pow_backward(fc_node *n, fc_tensor *g, fc_tensor **gi);
+static int axpy_backward(fc_node *n, fc_tensor *g, fc_tensor **gi);
+static int max_backward(fc_node *n, fc_tensor *g, fc_tensor **gi);
+static int min_backward(fc_node *n, fc_tensor *g, fc_tensor **gi);
+
+static const binary_op OP_ADD = {"add", ARITH, ALL_CT(add), add_backward, 0};
+static const binary_op OP_SUB = {"sub", ARITH, ALL_CT(sub), sub_backward, 0};
+static const binary_op OP_MUL = {"mul", ARITH, ALL_CT(mul), mul_backward, SAVE_A | SAVE_B};
+static const binary_op OP_DIV = {"div", FLOAT_ONLY, FLOAT_CT(div), div_backward, SAVE_B | SAVE_OUT};
+static const binary_op OP_POW = {"pow", ARITH, ALL_CT(pow), pow_backward, SAVE_A | SAVE_B | SAVE_OUT};
+static const binary_op OP_AXPY = {"add", ARITH, ALL_CT(axpy), axpy_backward, 0};
+static const binary_op OP_MAX = {"maximum", ARITH, ALL_CT(max), max_backward, SAVE_A | SAVE_B};
+static const binary_op OP_MIN = {"minimum", ARITH, ALL_CT(min), min_backward, SAVE_A | SAVE_B};
 static const binary_op OP_EQ = {"eq", COMPARE, ALL_CT(eq)};
 static const binary_op OP_NE = {"ne", COMPARE, ALL_CT(ne)};
 static const binary_op OP_LT = {"lt", COMPARE, ALL_CT(lt)};
@@ -192,6 +205,27 @@ static int binary_dtypes(const binary_op **op, const fc_tensor *a, const fc_tens
   return 0;
 }
 
+/* Saved tensors sit in fixed slots: 0 = a, 1 = b, 2 = out (NULL if unused). */
+static fc_tensor *record_binary(const binary_op *op, fc_tensor *out, fc_tensor *a, fc_tensor *b,
+                                double alpha) {
+  fc_tensor *ab[2] = {a, b};
+  if (!op->backward || !is_float_dtype(out->dtype) || !grad_needed(2, ab)) return out;
+  fc_node *n = record(op->name, op->backward, out, 2, ab);
+  if (!n) {
+    fc_release(out);
+    return NULL;
+  }
+  fc_tensor *slots[3] = {a, b, out};
+  for (int i = 0; i < 3; i++)
+    if (op->saves & (1 << i)) {
+      n->nsaved = i;
+      node_save(n, slots[i]);
+    }
+  n->nsaved = 3;
+  n->arg[0] = alpha;
+  return out;
+}
+
 static fc_tensor *binary(const binary_op *op, fc_tensor *a, fc_tensor *b, double alpha) {
   if (check_same_device(op->name, 2, (const fc_tensor *const[]){a, b}) < 0) return NULL;
   int nd, compute, out_dtype;
@@ -205,10 +239,12 @@ static fc_tensor *binary(const binary_op *op, fc_tensor *a, fc_tensor *b, double
     fc_release(out);
     return NULL;
   }
-  if (direct_dtype == out_dtype) return out;
-  fc_tensor *half = fc_to_dtype(out, out_dtype);
-  fc_release(out);
-  return half;
+  if (direct_dtype != out_dtype) {
+    fc_tensor *half = fc_to_dtype(out, out_dtype);
+    fc_release(out);
+    out = half;
+  }
+  return out ? record_binary(op, out, a, b, alpha) : NULL;
 }
 
 /* a op= b: b must broadcast to a's shape and the result must fit a's dtype. */
@@ -216,6 +252,7 @@ static int binary_(const binary_op *op, fc_tensor *a, fc_tensor *b, double alpha
   char name[64];
   snprintf(name, sizeof name, "%s_", op->name);
   if (check_same_device(name, 2, (const fc_tensor *const[]){a, b}) < 0) return -1;
+  if (check_inplace(name, a) < 0) return -1;
   int nd, compute, out_dtype;
   int64_t shape[FC_MAX_DIMS];
   if (broadcast_shapes(name, a->ndim, a->shape, b->ndim, b->shape, &nd, shape) < 0) return -1;
@@ -306,20 +343,70 @@ static void not_kernel(char **p, const int64_t *s, int64_t n, void *ctx) {
   for (int64_t i = 0; i < n; i++) AT(p[0], s[0], i, u8) = load_as_double(p[1] + i * s[1], dtype) == 0;
 }
 
+/* Gradient kernels: x is the saved input (or output), y the incoming grad. */
+static inline float silu_grad_f(float x) { float s = sigmoidf(x); return s + x * s * (1 - s); }
+static inline double silu_grad_d(double x) { double s = sigmoid(x); return s + x * s * (1 - s); }
+#define GRAD_KERNELS(T, SFX, SILU)                                                   \
+  BINARY_KERNEL(gexp_##T, T, T, y * x)                                               \
+  BINARY_KERNEL(glog_##T, T, T, y / x)                                               \
+  BINARY_KERNEL(glog1p_##T, T, T, y / (x + 1))                                       \
+  BINARY_KERNEL(gsqrt_##T, T, T, y / (2 * x))                                        \
+  BINARY_KERNEL(grsqrt_##T, T, T, (T)-0.5 * y * x * x * x)                           \
+  BINARY_KERNEL(gsin_##T, T, T, y * cos##SFX(x))                                     \
+  BINARY_KERNEL(gcos_##T, T, T, -y * sin##SFX(x))                                    \
+  BINARY_KERNEL(gtanh_##T, T, T, y * (1 - x * x))                                    \
+  BINARY_KERNEL(gsigmoid_##T, T, T, y * x * (1 - x))                                 \
+  BINARY_KERNEL(ggelu_##T, T, T, y * ((T)0.5 * (1 + erf##SFX(x * (T)0.70710678118654752440)) + \
+                                      x * (T)0.39894228040143267794 * exp##SFX((T)-0.5 * x * x))) \
+  BINARY_KERNEL(gsilu_##T, T, T, y * SILU(x))                                        \
+  BINARY_KERNEL(grelu_##T, T, T, x > 0 ? y : 0)                                      \
+  BINARY_KERNEL(gleaky_##T, T, T, x > 0 ? y : y * (T)alpha)                          \
+  BINARY_KERNEL(gabs_##T, T, T, x > 0 ? y : x < 0 ? -y : 0)
+GRAD_KERNELS(f32, f, silu_grad_f)
+GRAD_KERNELS(f64, , silu_grad_d)
+
+#define GRAD_OP(op) static const binary_op G_##op = {#op "_backward", FLOAT_ONLY, FLOAT_CT(g##op), NULL, 0};
+GRAD_OP(exp) GRAD_OP(log) GRAD_OP(log1p) GRAD_OP(sqrt) GRAD_OP(rsqrt) GRAD_OP(sin) GRAD_OP(cos)
+GRAD_OP(tanh) GRAD_OP(sigmoid) GRAD_OP(gelu) GRAD_OP(silu) GRAD_OP(relu) GRAD_OP(leaky)
+GRAD_OP(abs)
+
 typedef struct unary_op {
   const char *name;
   bool float_only;
   iter_kernel k[NUM_CT];
+  const binary_op *grad; /* NULL: zero gradient (floor, sign, ...) */
+  bool grad_reads_out;   /* the grad kernel takes the output, not the input */
 } unary_op;
 
-#define FLOAT_UNARY(op) static const unary_op U_##op = {#op, true, FLOAT_CT(op)};
-#define ANY_UNARY(op) static const unary_op U_##op = {#op, false, ALL_CT(op)};
-FLOAT_UNARY(exp) FLOAT_UNARY(log) FLOAT_UNARY(log1p) FLOAT_UNARY(sqrt) FLOAT_UNARY(rsqrt)
-FLOAT_UNARY(sin) FLOAT_UNARY(cos) FLOAT_UNARY(tanh) FLOAT_UNARY(sigmoid) FLOAT_UNARY(gelu)
-FLOAT_UNARY(silu)
-ANY_UNARY(floor) ANY_UNARY(ceil) ANY_UNARY(round) ANY_UNARY(neg) ANY_UNARY(abs)
-ANY_UNARY(relu) ANY_UNARY(sign) ANY_UNARY(clamp)
-static const unary_op U_leaky_relu = {"leaky_relu", true, FLOAT_CT(leaky)};
+#define FLOAT_UNARY(op, G, OUT) static const unary_op U_##op = {#op, true, FLOAT_CT(op), G, OUT};
+#define ANY_UNARY(op, G, OUT) static const unary_op U_##op = {#op, false, ALL_CT(op), G, OUT};
+FLOAT_UNARY(exp, &G_exp, true) FLOAT_UNARY(log, &G_log, false) FLOAT_UNARY(log1p, &G_log1p, false)
+FLOAT_UNARY(sqrt, &G_sqrt, true) FLOAT_UNARY(rsqrt, &G_rsqrt, true) FLOAT_UNARY(sin, &G_sin, false)
+FLOAT_UNARY(cos, &G_cos, false) FLOAT_UNARY(tanh, &G_tanh, true) FLOAT_UNARY(sigmoid, &G_sigmoid, true)
+FLOAT_UNARY(gelu, &G_gelu, false) FLOAT_UNARY(silu, &G_silu, false)
+ANY_UNARY(floor, NULL, false) ANY_UNARY(ceil, NULL, false) ANY_UNARY(round, NULL, false)
+ANY_UNARY(neg, NULL, false) ANY_UNARY(abs, &G_abs, false) ANY_UNARY(relu, &G_relu, true)
+ANY_UNARY(sign, NULL, false) ANY_UNARY(clamp, NULL, false)
+static const unary_op U_leaky_relu = {"leaky_relu", true, FLOAT_CT(leaky), &G_leaky, false};
+
+static int unary_backward(fc_node *n, fc_tensor *g, fc_tensor **gi);
+static int neg_backward(fc_node *n, fc_tensor *g, fc_tensor **gi);
+static int clamp_backward(fc_node *n, fc_tensor *g, fc_tensor **gi);
+
+/* The node keeps the op (for its grad kernel) in iarg[0]. */
+static fc_tensor *record_unary(const unary_op *op, fc_tensor *out, fc_tensor *in, const double *args) {
+  if (!is_float_dtype(out->dtype) || !grad_needed(1, &in)) return out;
+  backward_fn fn = op == &U_neg ? neg_backward : op == &U_clamp ? clamp_backward : unary_backward;
+  fc_node *n = record(op->name, fn, out, 1, &in);
+  if (!n) {
+    fc_release(out);
+    return NULL;
+  }
+  n->iarg[0] = (int64_t)(intptr_t)op;
+  if (op->grad || op == &U_clamp) node_save(n, op->grad_reads_out ? out : in);
+  if (args) n->arg[0] = args[0], n->arg[1] = op == &U_clamp ? args[1] : 0;
+  return out;
+}
 
 static int unary_dtype(const unary_op *op, const fc_tensor *t) {
   if (op->float_only && !is_float_dtype(t->dtype)) return FC_FLOAT32;
@@ -350,11 +437,12 @@ static fc_tensor *unary(const unary_op *op, fc_tensor *t, const double *args) {
     fc_release(out);
     out = h;
   }
-  return out;
+  return out ? record_unary(op, out, t, args) : NULL;
 }
 
 static int unary_(const unary_op *op, fc_tensor *t, const double *args) {
   if (check_same_device(op->name, 1, (const fc_tensor *const[]){t}) < 0) return -1;
+  if (check_inplace(op->name, t) < 0) return -1;
   int out_dtype = unary_dtype(op, t);
   if (out_dtype < 0) return -1;
   if (out_dtype != t->dtype)
@@ -429,6 +517,8 @@ static int broadcast3(const char *op, fc_tensor *a, fc_tensor *b, fc_tensor *c, 
   return broadcast_shapes(op, n1, s1, c->ndim, c->shape, nd, shape);
 }
 
+static int where_backward(fc_node *n, fc_tensor *g, fc_tensor **gi);
+
 fc_tensor *fc_where(fc_tensor *cond, fc_tensor *a, fc_tensor *b) {
   if (check_same_device("where", 3, (const fc_tensor *const[]){cond, a, b}) < 0) return NULL;
   if (cond->dtype != FC_BOOL && cond->dtype != FC_UINT8)
@@ -446,6 +536,14 @@ fc_tensor *fc_where(fc_tensor *cond, fc_tensor *a, fc_tensor *b) {
   }
   fc_release(ca);
   fc_release(cb);
+  if (out && is_float_dtype(dtype) && grad_needed(2, (fc_tensor *const[]){a, b})) {
+    fc_node *n = record("where", where_backward, out, 2, (fc_tensor *const[]){a, b});
+    if (!n) {
+      fc_release(out);
+      return NULL;
+    }
+    node_save(n, cond);
+  }
   return out;
 }
 
@@ -483,6 +581,8 @@ static int lerp_dtype(const char *op, fc_tensor *a, fc_tensor *b, fc_tensor *w) 
   return a->dtype == FC_FLOAT64 ? FC_FLOAT64 : FC_FLOAT32;
 }
 
+static int lerp_backward(fc_node *n, fc_tensor *g, fc_tensor **gi);
+
 fc_tensor *fc_lerp(fc_tensor *a, fc_tensor *b, fc_tensor *w) {
   int compute = lerp_dtype("lerp", a, b, w), nd;
   int64_t shape[FC_MAX_DIMS];
@@ -497,10 +597,22 @@ fc_tensor *fc_lerp(fc_tensor *a, fc_tensor *b, fc_tensor *w) {
     fc_release(out);
     out = h;
   }
+  fc_tensor *abw[3] = {a, b, w};
+  if (out && grad_needed(3, abw)) {
+    fc_node *n = record("lerp", lerp_backward, out, 3, abw);
+    if (!n) {
+      fc_release(out);
+      return NULL;
+    }
+    node_save(n, a);
+    node_save(n, b);
+    node_save(n, w);
+  }
   return out;
 }
 
 int fc_lerp_(fc_tensor *a, fc_tensor *b, fc_tensor *w) {
+  if (check_defined("lerp_", a, "tensor") < 0 || check_inplace("lerp_", a) < 0) return -1;
   fc_tensor *r = fc_lerp(a, b, w);
   if (!r) return -1;
   int rc = 0;
@@ -512,4 +624,143 @@ int fc_lerp_(fc_tensor *a, fc_tensor *b, fc_tensor *w) {
   if (rc == 0) rc = fc_copy_(a, r);
   fc_release(r);
   return rc;
+}
+
+/* ---- gradients --------------------------------------------------------
+ * Formulas run with grad mode off and may return any shape that broadcasts
+ * to the input's: the engine sums broadcast dims away. */
+
+static bool needs(const fc_node *n, int i) { return n->next[i] || n->leaf[i]; }
+
+static fc_tensor *scaled(fc_tensor *t, double s) {
+  fc_tensor *c = fc_scalar(s, t->dtype, t->device);
+  fc_tensor *r = c ? fc_mul(t, c) : NULL;
+  fc_release(c);
+  return r;
+}
+
+static int add_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
+  if (needs(n, 0)) gi[0] = fc_retain(g);
+  if (needs(n, 1)) gi[1] = fc_retain(g);
+  return 0;
+}
+
+static int axpy_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
+  if (needs(n, 0)) gi[0] = fc_retain(g);
+  if (needs(n, 1) && !(gi[1] = scaled(g, n->arg[0]))) return -1;
+  return 0;
+}
+
+static int sub_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
+  if (needs(n, 0)) gi[0] = fc_retain(g);
+  if (needs(n, 1) && !(gi[1] = fc_neg(g))) return -1;
+  return 0;
+}
+
+static int mul_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
+  if (needs(n, 0) && !(gi[0] = fc_mul(g, n->saved[1]))) return -1;
+  if (needs(n, 1) && !(gi[1] = fc_mul(g, n->saved[0]))) return -1;
+  return 0;
+}
+
+/* d(a/b)/da = 1/b; d(a/b)/db = -(a/b)/b */
+static int div_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
+  fc_tensor *g_over_b = fc_div(g, n->saved[1]);
+  if (!g_over_b) return -1;
+  if (needs(n, 1)) {
+    fc_tensor *t = fc_mul(g_over_b, n->saved[2]);
+    gi[1] = t ? fc_neg(t) : NULL;
+    fc_release(t);
+  }
+  if (needs(n, 0)) gi[0] = fc_retain(g_over_b);
+  fc_release(g_over_b);
+  return needs(n, 1) && !gi[1] ? -1 : 0;
+}
+
+/* d(a^b)/da = b a^(b-1); d(a^b)/db = a^b log a */
+static int pow_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
+  fc_tensor *a = n->saved[0], *b = n->saved[1], *out = n->saved[2];
+  if (needs(n, 0)) {
+    fc_tensor *one = fc_scalar(1, b->dtype, b->device);
+    fc_tensor *bm1 = one ? fc_sub(b, one) : NULL, *p = bm1 ? fc_pow(a, bm1) : NULL;
+    fc_tensor *bp = p ? fc_mul(b, p) : NULL;
+    gi[0] = bp ? fc_mul(g, bp) : NULL;
+    fc_release(one), fc_release(bm1), fc_release(p), fc_release(bp);
+    if (!gi[0]) return -1;
+  }
+  if (needs(n, 1)) {
+    fc_tensor *la = fc_log(a), *ol = la ? fc_mul(out, la) : NULL;
+    gi[1] = ol ? fc_mul(g, ol) : NULL;
+    fc_release(la), fc_release(ol);
+    if (!gi[1]) return -1;
+  }
+  return 0;
+}
+
+/* The winner takes the gradient; a tie splits it, as in PyTorch. */
+static fc_tensor *extremum_grad(fc_tensor *g, fc_tensor *self, fc_tensor *other, bool max) {
+  fc_tensor *win = max ? fc_gt(self, other) : fc_lt(self, other), *tie = fc_eq(self, other);
+  fc_tensor *zero = fc_scalar(0, g->dtype, g->device), *half = scaled(g, 0.5);
+  fc_tensor *lose = win && zero ? fc_where(win, g, zero) : NULL;
+  fc_tensor *r = lose && tie && half ? fc_where(tie, half, lose) : NULL;
+  fc_release(win), fc_release(tie), fc_release(zero), fc_release(half), fc_release(lose);
+  return r;
+}
+
+static int extremum_backward(fc_node *n, fc_tensor *g, fc_tensor **gi, bool max) {
+  if (needs(n, 0) && !(gi[0] = extremum_grad(g, n->saved[0], n->saved[1], max))) return -1;
+  if (needs(n, 1) && !(gi[1] = extremum_grad(g, n->saved[1], n->saved[0], max))) return -1;
+  return 0;
+}
+static int max_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) { return extremum_backward(n, g, gi, true); }
+static int min_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) { return extremum_backward(n, g, gi, false); }
+
+static int unary_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
+  const unary_op *op = (const unary_op *)(intptr_t)n->iarg[0];
+  gi[0] = op->grad ? binary(op->grad, n->saved[0], g, n->arg[0]) : fc_zeros_like(g);
+  return gi[0] ? 0 : -1;
+}
+
+static int neg_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
+  gi[0] = fc_neg(g);
+  return gi[0] ? 0 : -1;
+}
+
+/* The gradient passes where the input was inside [min, max]. */
+static int clamp_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
+  fc_tensor *x = n->saved[0];
+  fc_tensor *lo = fc_scalar(n->arg[0], x->dtype, x->device), *hi = fc_scalar(n->arg[1], x->dtype, x->device);
+  fc_tensor *ge = lo ? fc_ge(x, lo) : NULL, *le = hi ? fc_le(x, hi) : NULL;
+  fc_tensor *in = ge && le ? fc_logical_and(ge, le) : NULL;
+  fc_tensor *zero = fc_scalar(0, g->dtype, g->device);
+  gi[0] = in && zero ? fc_where(in, g, zero) : NULL;
+  fc_release(lo), fc_release(hi), fc_release(ge), fc_release(le), fc_release(in), fc_release(zero);
+  return gi[0] ? 0 : -1;
+}
+
+static int where_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
+  fc_tensor *zero = fc_scalar(0, g->dtype, g->device);
+  if (!zero) return -1;
+  if (needs(n, 0)) gi[0] = fc_where(n->saved[0], g, zero);
+  if (needs(n, 1)) gi[1] = fc_where(n->saved[0], zero, g);
+  fc_release(zero);
+  return (needs(n, 0) && !gi[0]) || (needs(n, 1) && !gi[1]) ? -1 : 0;
+}
+
+/* lerp = a + w (b - a): da = g (1 - w), db = g w, dw = g (b - a) */
+static int lerp_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
+  fc_tensor *a = n->saved[0], *b = n->saved[1], *w = n->saved[2];
+  fc_tensor *gw = fc_mul(g, w);
+  if (!gw) return -1;
+  if (needs(n, 0)) gi[0] = fc_sub(g, gw);
+  if (needs(n, 1)) gi[1] = fc_retain(gw);
+  if (needs(n, 2)) {
+    fc_tensor *d = fc_sub(b, a);
+    gi[2] = d ? fc_mul(g, d) : NULL;
+    fc_release(d);
+  }
+  fc_release(gw);
+  for (int i = 0; i < 3; i++)
+    if (needs(n, i) && !gi[i]) return -1;
+  return 0;
 }

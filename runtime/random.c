@@ -88,6 +88,7 @@ static double draw_one(const draw *d, uint64_t seed, uint64_t first, int64_t i) 
 
 static int fill_random(const char *op, fc_tensor *t, draw d) {
   if (check_same_device(op, 1, (const fc_tensor *const[]){t}) < 0) return -1;
+  if (check_inplace(op, t) < 0) return -1;
   fc_tensor *dst = fc_is_contiguous(t) ? fc_retain(t) : empty_dtype_like(t, t->dtype);
   if (!dst) return -1;
   uint64_t seed, first = take_counters((uint64_t)(t->numel + 1) / 2, &seed);
@@ -96,7 +97,9 @@ static int fill_random(const char *op, fc_tensor *t, draw d) {
   int64_t n = t->numel;
 #pragma omp parallel for if (n > PARALLEL_GRAIN) schedule(static)
   for (int64_t i = 0; i < n; i++) store_from_double(p + i * es, dtype, draw_one(&d, seed, first, i));
+  int previous = grad_mode_push(false);
   int rc = dst == t ? 0 : fc_copy_(t, dst);
+  grad_mode_pop(previous);
   fc_release(dst);
   bump_version(t);
   return rc;

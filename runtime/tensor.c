@@ -180,6 +180,7 @@ fc_tensor *fc_retain(fc_tensor *t) {
 void fc_release(fc_tensor *t) {
   if (!t || __atomic_sub_fetch(&t->refcount, 1, __ATOMIC_ACQ_REL) > 0) return;
   fc_release(t->grad);
+  node_release(t->grad_fn);
   storage_release(t->storage);
   header_free(t);
 }
@@ -234,6 +235,7 @@ int fc_set(fc_tensor *t, const int64_t *index, double value) {
   int64_t off;
   const fc_tensor *c = t;
   if (check_defined("set", t, "tensor") < 0 || check_same_device("set", 1, &c) < 0) return -1;
+  if (check_inplace("set", t) < 0) return -1;
   if (element_offset("set", t, index, &off) < 0) return -1;
   store_from_double((char *)t->storage->data + off * fc_dtype_size(t->dtype), t->dtype, value);
   bump_version(t);

@@ -5,6 +5,59 @@ static int check_one(const char *op, fc_tensor *t) {
   return check_same_device(op, 1, (const fc_tensor *const[]){t});
 }
 
+/* ---- gradients of views ------------------------------------------------ */
+
+static int reshape_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
+  gi[0] = fc_reshape(g, n->in_ndim[0], n->in_shape[0]);
+  return gi[0] ? 0 : -1;
+}
+
+/* iarg holds the inverse permutation. */
+static int permute_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
+  int inv[FC_MAX_DIMS];
+  for (int i = 0; i < n->in_ndim[0]; i++) inv[i] = (int)n->iarg[i];
+  gi[0] = fc_permute(g, n->in_ndim[0], inv);
+  return gi[0] ? 0 : -1;
+}
+
+/* The engine sums the gradient over the expanded dims. */
+static int expand_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
+  gi[0] = fc_retain(g);
+  return 0;
+}
+
+/* Zeros of the input's shape, with the gradient written into the same view.
+ * iarg: dim, start, end, step, and select's index when iarg[4] is set. */
+static int slice_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
+  fc_tensor *z = fc_zeros(n->in_ndim[0], n->in_shape[0], g->dtype, g->device);
+  if (!z) return -1;
+  int dim = (int)n->iarg[0];
+  fc_tensor *v = n->iarg[4] ? fc_select(z, dim, n->iarg[1]) : fc_slice(z, dim, n->iarg[1], n->iarg[2], n->iarg[3]);
+  int rc = v ? fc_copy_(v, g) : -1;
+  fc_release(v);
+  if (rc < 0) {
+    fc_release(z);
+    return -1;
+  }
+  gi[0] = z;
+  return 0;
+}
+
+static fc_node *track(fc_tensor **out, fc_tensor *in, const char *op, backward_fn fn) {
+  if (!*out || !grad_needed(1, &in)) return NULL;
+  fc_node *n = record(op, fn, *out, 1, &in);
+  if (!n) {
+    fc_release(*out);
+    *out = NULL;
+  }
+  return n;
+}
+
+static fc_tensor *reshaped(fc_tensor *out, fc_tensor *in, const char *op) {
+  track(&out, in, op, reshape_backward);
+  return out;
+}
+
 /* Resolves one -1 entry and checks the element count matches. */
 static int infer_shape(const char *op, const fc_tensor *t, int ndim, const int64_t *in,
                        int64_t *out) {
@@ -72,13 +125,13 @@ fc_tensor *fc_view(fc_tensor *t, int ndim, const int64_t *shape) {
   if (!view_strides(t, ndim, s, st))
     FAIL("view: shape %s is not compatible with the strides of input %s; use reshape",
          dims_str(ndim, s, (char[96]){0}, 96), SHAPE(t));
-  return tensor_view_of(t, ndim, s, st, t->offset);
+  return reshaped(tensor_view_of(t, ndim, s, st, t->offset), t, "view");
 }
 
 fc_tensor *fc_reshape(fc_tensor *t, int ndim, const int64_t *shape) {
   int64_t s[FC_MAX_DIMS], st[FC_MAX_DIMS];
   if (check_one("reshape", t) < 0 || infer_shape("reshape", t, ndim, shape, s) < 0) return NULL;
-  if (view_strides(t, ndim, s, st)) return tensor_view_of(t, ndim, s, st, t->offset);
+  if (view_strides(t, ndim, s, st)) return reshaped(tensor_view_of(t, ndim, s, st, t->offset), t, "reshape");
   fc_tensor *c = fc_clone(t);
   if (!c) return NULL;
   fc_tensor *v = fc_view(c, ndim, s);
@@ -91,6 +144,7 @@ fc_tensor *fc_permute(fc_tensor *t, int ndim, const int *dims) {
   if (ndim != t->ndim)
     FAIL("permute: %d dims given for a %d-dim tensor of shape %s", ndim, t->ndim, SHAPE(t));
   int64_t shape[FC_MAX_DIMS], stride[FC_MAX_DIMS];
+  int perm[FC_MAX_DIMS];
   bool seen[FC_MAX_DIMS] = {0};
   for (int i = 0; i < ndim; i++) {
     int d = wrap_dim("permute", dims[i], ndim);
@@ -99,15 +153,19 @@ fc_tensor *fc_permute(fc_tensor *t, int ndim, const int *dims) {
     seen[d] = true;
     shape[i] = t->shape[d];
     stride[i] = t->stride[d];
+    perm[i] = d;
   }
-  return tensor_view_of(t, ndim, shape, stride, t->offset);
+  fc_tensor *out = tensor_view_of(t, ndim, shape, stride, t->offset);
+  fc_node *n = track(&out, t, "permute", permute_backward);
+  for (int i = 0; n && i < ndim; i++) n->iarg[perm[i]] = i;
+  return out;
 }
 
 fc_tensor *fc_transpose(fc_tensor *t, int dim0, int dim1) {
   if (check_one("transpose", t) < 0) return NULL;
   int a = wrap_dim("transpose", dim0, t->ndim), b = a < 0 ? -1 : wrap_dim("transpose", dim1, t->ndim);
   if (b < 0) return NULL;
-  if (t->ndim == 0) return tensor_view_of(t, 0, NULL, NULL, t->offset);
+  if (t->ndim == 0) return reshaped(tensor_view_of(t, 0, NULL, NULL, t->offset), t, "transpose");
   int perm[FC_MAX_DIMS];
   for (int i = 0; i < t->ndim; i++) perm[i] = i;
   perm[a] = b;
@@ -127,7 +185,7 @@ fc_tensor *fc_squeeze(fc_tensor *t, int dim) {
     shape[n] = t->shape[d];
     stride[n++] = t->stride[d];
   }
-  return tensor_view_of(t, n, shape, stride, t->offset);
+  return reshaped(tensor_view_of(t, n, shape, stride, t->offset), t, "squeeze");
 }
 
 fc_tensor *fc_unsqueeze(fc_tensor *t, int dim) {
@@ -146,7 +204,7 @@ fc_tensor *fc_unsqueeze(fc_tensor *t, int dim) {
       stride[d] = t->stride[s++];
     }
   }
-  return tensor_view_of(t, t->ndim + 1, shape, stride, t->offset);
+  return reshaped(tensor_view_of(t, t->ndim + 1, shape, stride, t->offset), t, "unsqueeze");
 }
 
 fc_tensor *fc_expand(fc_tensor *t, int ndim, const int64_t *shape) {
@@ -165,7 +223,9 @@ fc_tensor *fc_expand(fc_tensor *t, int ndim, const int64_t *shape) {
     s[d] = want;
     st[d] = td >= 0 && have == want ? t->stride[td] : 0;
   }
-  return tensor_view_of(t, ndim, s, st, t->offset);
+  fc_tensor *out = tensor_view_of(t, ndim, s, st, t->offset);
+  track(&out, t, "expand", expand_backward);
+  return out;
 }
 
 fc_tensor *fc_flatten(fc_tensor *t, int start_dim, int end_dim) {
@@ -201,7 +261,10 @@ fc_tensor *fc_slice(fc_tensor *t, int dim, int64_t start, int64_t end, int64_t s
   memcpy(stride, t->stride, sizeof stride);
   shape[d] = (end - start + step - 1) / step;
   stride[d] *= step;
-  return tensor_view_of(t, t->ndim, shape, stride, t->offset + start * t->stride[d]);
+  fc_tensor *out = tensor_view_of(t, t->ndim, shape, stride, t->offset + start * t->stride[d]);
+  fc_node *n = track(&out, t, "slice", slice_backward);
+  if (n) n->iarg[0] = d, n->iarg[1] = start, n->iarg[2] = end, n->iarg[3] = step;
+  return out;
 }
 
 fc_tensor *fc_narrow(fc_tensor *t, int dim, int64_t start, int64_t length) {
@@ -230,12 +293,16 @@ fc_tensor *fc_select(fc_tensor *t, int dim, int64_t index) {
     shape[n] = t->shape[i];
     stride[n++] = t->stride[i];
   }
-  return tensor_view_of(t, t->ndim - 1, shape, stride, t->offset + index * t->stride[d]);
+  fc_tensor *out = tensor_view_of(t, t->ndim - 1, shape, stride, t->offset + index * t->stride[d]);
+  fc_node *n = track(&out, t, "select", slice_backward);
+  if (n) n->iarg[0] = d, n->iarg[1] = index, n->iarg[4] = 1;
+  return out;
 }
 
 fc_tensor *fc_as_strided(fc_tensor *t, int ndim, const int64_t *shape, const int64_t *stride,
                          int64_t offset) {
   if (check_one("as_strided", t) < 0) return NULL;
+  if (grad_needed(1, &t)) FAIL("as_strided: not differentiable; detach() the input first");
   if (ndim < 0 || ndim > FC_MAX_DIMS) FAIL("as_strided: %d dims, at most %d", ndim, FC_MAX_DIMS);
   int64_t last = offset, cap = (int64_t)(t->storage->nbytes / (size_t)fc_dtype_size(t->dtype));
   for (int d = 0; d < ndim; d++) {

@@ -5,7 +5,8 @@ local fc, Tensor, H = core.fc, core.Tensor, core.H
 -- Each extension adds methods to Tensor and functions to fc.
 local extensions = {
   'fastc.ext_math', 'fastc.ext_indexing', 'fastc.print',
-  'fastc.ext_reduce', 'fastc.ext_index', 'fastc.ext_linalg',
+  'fastc.ext_reduce', 'fastc.ext_index', 'fastc.ext_linalg', 'fastc.ext_autograd',
+  'fastc.ext_io',
 }
 for _, name in ipairs(extensions) do
   if package.searchpath(name, package.path) then require(name)(fc, Tensor, H) end
