@@ -295,6 +295,58 @@ fc_tensor *fc_get_grad(const fc_tensor *t); /* new reference, or NULL with no er
 int fc_set_grad(fc_tensor *t, fc_tensor *grad); /* NULL clears it */
 fc_tensor *fc_detach(fc_tensor *t); /* shares storage, no history */
 
+/* ---- neural-network ops (NCHW layouts, PyTorch semantics) -------------- */
+enum { FC_REDUCE_NONE = 0, FC_REDUCE_MEAN = 1, FC_REDUCE_SUM = 2 };
+enum { FC_NO_INDEX = -1000000 }; /* "no ignore_index / padding_idx" */
+fc_tensor *fc_softmax(fc_tensor *t, int dim);
+fc_tensor *fc_log_softmax(fc_tensor *t, int dim);
+/* target: class indices (int64, counted from base) of shape [N] or [N,d1,...]
+ * for logits [N,C] or [N,C,d1,...]; or class probabilities shaped like the
+ * logits. weight: per-class weights or NULL. */
+fc_tensor *fc_cross_entropy(fc_tensor *logits, fc_tensor *target, fc_tensor *weight,
+                            int64_t ignore_index, double label_smoothing, int reduction,
+                            int64_t base);
+fc_tensor *fc_nll_loss(fc_tensor *log_probs, fc_tensor *target, fc_tensor *weight,
+                       int64_t ignore_index, int reduction, int64_t base);
+fc_tensor *fc_mse_loss(fc_tensor *input, fc_tensor *target, int reduction);
+fc_tensor *fc_l1_loss(fc_tensor *input, fc_tensor *target, int reduction);
+fc_tensor *fc_smooth_l1_loss(fc_tensor *input, fc_tensor *target, double beta, int reduction);
+fc_tensor *fc_binary_cross_entropy(fc_tensor *input, fc_tensor *target, fc_tensor *weight,
+                                   int reduction);
+fc_tensor *fc_binary_cross_entropy_with_logits(fc_tensor *input, fc_tensor *target,
+                                               fc_tensor *weight, fc_tensor *pos_weight,
+                                               int reduction);
+
+/* stride, padding, dilation, output_padding: {height, width} */
+fc_tensor *fc_conv2d(fc_tensor *x, fc_tensor *weight, fc_tensor *bias, const int *stride,
+                     const int *padding, const int *dilation, int groups);
+fc_tensor *fc_conv1d(fc_tensor *x, fc_tensor *weight, fc_tensor *bias, int stride, int padding,
+                     int dilation, int groups);
+fc_tensor *fc_conv_transpose2d(fc_tensor *x, fc_tensor *weight, fc_tensor *bias,
+                               const int *stride, const int *padding,
+                               const int *output_padding, const int *dilation, int groups);
+/* indices (may be NULL): int64 flat positions within each input plane, + base */
+fc_tensor *fc_max_pool2d(fc_tensor *x, const int *kernel, const int *stride, const int *padding,
+                         const int *dilation, int ceil_mode, fc_tensor **indices, int64_t base);
+fc_tensor *fc_avg_pool2d(fc_tensor *x, const int *kernel, const int *stride, const int *padding,
+                         int ceil_mode, int count_include_pad);
+fc_tensor *fc_adaptive_avg_pool2d(fc_tensor *x, const int64_t *output_size);
+fc_tensor *fc_adaptive_max_pool2d(fc_tensor *x, const int64_t *output_size, fc_tensor **indices,
+                                  int64_t base);
+
+/* training: normalise with batch statistics and update the running ones
+ * (running = (1 - momentum) * running + momentum * batch, unbiased var);
+ * otherwise use the running statistics. Any of the four may be NULL. */
+fc_tensor *fc_batch_norm(fc_tensor *x, fc_tensor *running_mean, fc_tensor *running_var,
+                         fc_tensor *weight, fc_tensor *bias, int training, double momentum,
+                         double eps);
+/* normalises over the last `ndims` dims */
+fc_tensor *fc_layer_norm(fc_tensor *x, int ndims, fc_tensor *weight, fc_tensor *bias, double eps);
+fc_tensor *fc_group_norm(fc_tensor *x, int groups, fc_tensor *weight, fc_tensor *bias, double eps);
+fc_tensor *fc_dropout(fc_tensor *x, double p, int training);
+/* padding_idx in the caller's base, or FC_NO_INDEX; its row gets no gradient */
+fc_tensor *fc_embedding(fc_tensor *weight, fc_tensor *indices, int64_t padding_idx, int64_t base);
+
 /* ---- files ------------------------------------------------------------- */
 /* safetensors: an 8-byte little-endian header length, a JSON header naming
  * each tensor's dtype, shape and byte range plus a "__metadata__" map of
