@@ -4,7 +4,7 @@
 set -e
 BLAS_DIR=/usr/lib/$(cc -print-multiarch)/openblas-openmp
 cc -O2 -Iruntime bench/sgemm.c build/libfastc.a -L$BLAS_DIR -Wl,-rpath,$BLAS_DIR \
-  -lopenblas -lcjson -lz -lm -fopenmp -o build/bench_sgemm
+  -lopenblas -ldnnl -lcjson -lz -lm -fopenmp -o build/bench_sgemm
 out=bench/RESULTS.md.tmp
 {
   echo "# Benchmark results"
