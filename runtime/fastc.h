@@ -347,6 +347,19 @@ fc_tensor *fc_dropout(fc_tensor *x, double p, int training);
 /* padding_idx in the caller's base, or FC_NO_INDEX; its row gets no gradient */
 fc_tensor *fc_embedding(fc_tensor *weight, fc_tensor *indices, int64_t padding_idx, int64_t base);
 
+/* ---- optimizer steps (fused, in place, outside autograd) --------------- */
+/* PyTorch's torch.optim.SGD update for one parameter. momentum_buf may be
+ * NULL when momentum is 0; first_step initialises it from the gradient. */
+int fc_sgd_step(fc_tensor *param, fc_tensor *grad, fc_tensor *momentum_buf, double lr,
+                double momentum, double dampening, double weight_decay, int nesterov,
+                int first_step);
+/* torch.optim.Adam (decoupled = 0, L2 penalty added to the gradient) and
+ * AdamW (decoupled = 1, weight decay applied to the parameter); step counts
+ * from 1 for the bias corrections. */
+int fc_adam_step(fc_tensor *param, fc_tensor *grad, fc_tensor *exp_avg, fc_tensor *exp_avg_sq,
+                 double lr, double beta1, double beta2, double eps, double weight_decay,
+                 int decoupled, int64_t step);
+
 /* ---- files ------------------------------------------------------------- */
 /* safetensors: an 8-byte little-endian header length, a JSON header naming
  * each tensor's dtype, shape and byte range plus a "__metadata__" map of

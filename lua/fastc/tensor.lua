@@ -328,6 +328,16 @@ function fc.from_buffer(ptr, dtype, size, opts)
   return wrap(C.fc_from_buffer(ptr, id, n, shape, dtype_id(opts.dtype, id), device_of(opts.device)))
 end
 
+function Tensor.uniform_(t, low, high) check(C.fc_uniform_(t.p, low or 0, high or 1)); return t end
+function Tensor.normal_(t, mean, std) check(C.fc_normal_(t.p, mean or 0, std or 1)); return t end
+function Tensor.bernoulli_(t, p) check(C.fc_bernoulli_(t.p, p or 0.5)); return t end
+function fc.rand_like(t) return fc.rand(t:size(), { dtype = t.dtype }) end
+function fc.randn_like(t) return fc.randn(t:size(), { dtype = t.dtype }) end
+function fc.zeros_like(t, opts) return fc.zeros(t:size(), { dtype = (opts or {}).dtype or t.dtype }) end
+function fc.ones_like(t, opts) return fc.ones(t:size(), { dtype = (opts or {}).dtype or t.dtype }) end
+function fc.full_like(t, v, opts) return fc.full(t:size(), v, { dtype = (opts or {}).dtype or t.dtype }) end
+function fc.empty_like(t) return wrap(C.fc_empty_like(t.p)) end
+
 function fc.manual_seed(seed) C.fc_manual_seed(seed) end
 function fc.set_num_threads(n) C.fc_set_num_threads(n) end
 function fc.get_num_threads() return C.fc_get_num_threads() end

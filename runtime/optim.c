@@ -1,0 +1,93 @@
+/* optim.c — fused per-parameter optimizer updates.
+ *
+ * One pass over the parameter, its gradient and its state instead of the
+ * five or six elementwise ops (and temporaries) the update takes when
+ * composed: the optimizers of the training layer call these per parameter. */
+#include "internal.h"
+
+static int check_state(const char *op, fc_tensor *param, fc_tensor *other, const char *what) {
+  if (!other) return 0;
+  if (check_defined(op, other, what) < 0) return -1;
+  if (other->numel != param->numel || other->dtype != param->dtype || !fc_is_contiguous(other))
+    FAIL_INT("%s: %s of shape %s (%s) does not match parameter of shape %s (%s), or is not contiguous",
+             op, what, SHAPE(other), DTYPE(other), SHAPE(param), DTYPE(param));
+  return 0;
+}
+
+static int check_param(const char *op, fc_tensor *param, fc_tensor *grad) {
+  if (check_same_device(op, 2, (const fc_tensor *const[]){param, grad}) < 0) return -1;
+  if (param->dtype != FC_FLOAT32 && param->dtype != FC_FLOAT64)
+    FAIL_INT("%s: parameters must be float32 or float64, got %s", op, DTYPE(param));
+  if (!fc_is_contiguous(param)) FAIL_INT("%s: parameter must be contiguous", op);
+  return check_state(op, param, grad, "gradient");
+}
+
+#define SGD_LOOP(T)                                                                  \
+  do {                                                                               \
+    T *p = (T *)elem_ptr(param), *buf = momentum_buf ? (T *)elem_ptr(momentum_buf) : NULL; \
+    const T *g = (const T *)elem_ptr(grad);                                          \
+    _Pragma("omp parallel for if (n > PARALLEL_GRAIN) schedule(static)")            \
+    for (int64_t i = 0; i < n; i++) {                                                \
+      T d = g[i] + (T)weight_decay * p[i];                                           \
+      if (buf) {                                                                     \
+        buf[i] = first_step ? d : (T)momentum * buf[i] + (T)(1 - dampening) * d;     \
+        d = nesterov ? d + (T)momentum * buf[i] : buf[i];                            \
+      }                                                                              \
+      p[i] -= (T)lr * d;                                                             \
+    }                                                                                \
+  } while (0)
+
+int fc_sgd_step(fc_tensor *param, fc_tensor *grad, fc_tensor *momentum_buf, double lr,
+                double momentum, double dampening, double weight_decay, int nesterov,
+                int first_step) {
+  if (check_param("sgd_step", param, grad) < 0 ||
+      check_state("sgd_step", param, momentum_buf, "momentum buffer") < 0)
+    return -1;
+  if (momentum != 0 && !momentum_buf) FAIL_INT("sgd_step: momentum %g needs a momentum buffer", momentum);
+  if (nesterov && (momentum <= 0 || dampening != 0))
+    FAIL_INT("sgd_step: nesterov needs momentum > 0 and zero dampening");
+  if (momentum == 0) momentum_buf = NULL;
+  int64_t n = param->numel;
+  if (param->dtype == FC_FLOAT32) SGD_LOOP(float);
+  else SGD_LOOP(double);
+  bump_version(param);
+  if (momentum_buf) bump_version(momentum_buf);
+  return 0;
+}
+
+#define ADAM_LOOP(T, SQRT)                                                           \
+  do {                                                                               \
+    T *p = (T *)elem_ptr(param), *m = (T *)elem_ptr(exp_avg), *v = (T *)elem_ptr(exp_avg_sq); \
+    const T *g = (const T *)elem_ptr(grad);                                          \
+    _Pragma("omp parallel for if (n > PARALLEL_GRAIN) schedule(static)")            \
+    for (int64_t i = 0; i < n; i++) {                                                \
+      T gi = g[i];                                                                   \
+      if (decoupled) p[i] *= (T)(1 - lr * weight_decay);                             \
+      else gi += (T)weight_decay * p[i];                                             \
+      m[i] = (T)beta1 * m[i] + (T)(1 - beta1) * gi;                                  \
+      v[i] = (T)beta2 * v[i] + (T)(1 - beta2) * gi * gi;                             \
+      p[i] -= (T)step_size * m[i] / (SQRT(v[i]) / (T)sqrt_bc2 + (T)eps);             \
+    }                                                                                \
+  } while (0)
+
+int fc_adam_step(fc_tensor *param, fc_tensor *grad, fc_tensor *exp_avg, fc_tensor *exp_avg_sq,
+                 double lr, double beta1, double beta2, double eps, double weight_decay,
+                 int decoupled, int64_t step) {
+  if (check_param("adam_step", param, grad) < 0) return -1;
+  if (!exp_avg || !exp_avg_sq) FAIL_INT("adam_step: both moment buffers are required");
+  if (check_state("adam_step", param, exp_avg, "exp_avg") < 0 ||
+      check_state("adam_step", param, exp_avg_sq, "exp_avg_sq") < 0)
+    return -1;
+  if (step < 1) FAIL_INT("adam_step: step counts from 1, got %lld", (long long)step);
+  if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1))
+    FAIL_INT("adam_step: betas must be in [0, 1), got %g and %g", beta1, beta2);
+  double step_size = lr / (1 - pow(beta1, (double)step));
+  double sqrt_bc2 = sqrt(1 - pow(beta2, (double)step));
+  int64_t n = param->numel;
+  if (param->dtype == FC_FLOAT32) ADAM_LOOP(float, sqrtf);
+  else ADAM_LOOP(double, sqrt);
+  bump_version(param);
+  bump_version(exp_avg);
+  bump_version(exp_avg_sq);
+  return 0;
+}
