@@ -397,5 +397,166 @@ return function(fc, Tensor, H)
   activation('Softmax', function(x, dim) return x:softmax(dim or -1) end)
   activation('LogSoftmax', function(x, dim) return x:log_softmax(dim or -1) end)
 
+  -- Layers over the functional ops of ext_conv, ext_norm and ext_loss.
+  local function pair(v) return type(v) == 'table' and v or { v, v } end
+
+  local Conv2d = Module:extend('Conv2d')
+  nn.Conv2d = Conv2d
+  function Conv2d:init(cin, cout, kernel, opts)
+    Module.init(self)
+    opts = opts or {}
+    local k = pair(kernel)
+    self.in_channels, self.out_channels, self.kernel_size = cin, cout, k
+    self.stride, self.padding = pair(opts.stride or 1), pair(opts.padding or 0)
+    self.dilation, self.groups = pair(opts.dilation or 1), opts.groups or 1
+    if cin % self.groups ~= 0 or cout % self.groups ~= 0 then
+      raise(fmt('Conv2d: groups %d must divide in_channels %d and out_channels %d', self.groups, cin, cout))
+    end
+    self.weight = param(cout, cin / self.groups, k[1], k[2])
+    if opts.bias ~= false then self.bias = param(cout) end
+    reset_affine(self.weight, self.bias)
+  end
+  function Conv2d:forward(x)
+    return F.conv2d(x, self.weight, self.bias, { stride = self.stride, padding = self.padding,
+      dilation = self.dilation, groups = self.groups })
+  end
+  function Conv2d:extra_repr()
+    return fmt('%d, %d, kernel_size={%d,%d}, stride={%d,%d}, padding={%d,%d}', self.in_channels,
+      self.out_channels, self.kernel_size[1], self.kernel_size[2], self.stride[1], self.stride[2],
+      self.padding[1], self.padding[2])
+  end
+
+  local Conv1d = Module:extend('Conv1d')
+  nn.Conv1d = Conv1d
+  function Conv1d:init(cin, cout, kernel, opts)
+    Module.init(self)
+    opts = opts or {}
+    self.in_channels, self.out_channels, self.kernel_size = cin, cout, kernel
+    self.stride, self.padding, self.dilation = opts.stride or 1, opts.padding or 0, opts.dilation or 1
+    self.groups = opts.groups or 1
+    self.weight = param(cout, cin / self.groups, kernel)
+    if opts.bias ~= false then self.bias = param(cout) end
+    reset_affine(self.weight, self.bias)
+  end
+  function Conv1d:forward(x)
+    return F.conv1d(x, self.weight, self.bias, { stride = self.stride, padding = self.padding,
+      dilation = self.dilation, groups = self.groups })
+  end
+
+  local ConvTranspose2d = Module:extend('ConvTranspose2d')
+  nn.ConvTranspose2d = ConvTranspose2d
+  function ConvTranspose2d:init(cin, cout, kernel, opts)
+    Module.init(self)
+    opts = opts or {}
+    local k = pair(kernel)
+    self.in_channels, self.out_channels, self.kernel_size = cin, cout, k
+    self.stride, self.padding = pair(opts.stride or 1), pair(opts.padding or 0)
+    self.output_padding, self.dilation = pair(opts.output_padding or 0), pair(opts.dilation or 1)
+    self.groups = opts.groups or 1
+    self.weight = param(cin, cout / self.groups, k[1], k[2])
+    if opts.bias ~= false then self.bias = param(cout) end
+    -- PyTorch computes fan_in from weight dim 2 here too
+    reset_affine(self.weight, self.bias)
+  end
+  function ConvTranspose2d:forward(x)
+    return F.conv_transpose2d(x, self.weight, self.bias, { stride = self.stride, padding = self.padding,
+      output_padding = self.output_padding, dilation = self.dilation, groups = self.groups })
+  end
+
+  local function batch_norm_class(name, dims)
+    local BN = Module:extend(name)
+    function BN:init(features, opts)
+      Module.init(self)
+      opts = opts or {}
+      self.num_features, self.eps, self.momentum = features, opts.eps or 1e-5, opts.momentum or 0.1
+      if opts.affine ~= false then
+        self.weight = fc.ones(features):requires_grad_()
+        self.bias = fc.zeros(features):requires_grad_()
+      end
+      if opts.track_running_stats ~= false then
+        self:register_buffer('running_mean', fc.zeros(features))
+        self:register_buffer('running_var', fc.ones(features))
+      end
+    end
+    function BN:forward(x)
+      if x:dim() ~= dims[1] and x:dim() ~= dims[2] then
+        raise(fmt('%s: expected a %d-d or %d-d input, got shape [%s]', name, dims[1], dims[2],
+          table.concat(x:size(), ',')))
+      end
+      local use_batch = self.training or not self.running_mean
+      return F.batch_norm(x, self.running_mean, self.running_var, { weight = self.weight,
+        bias = self.bias, training = use_batch, momentum = self.momentum, eps = self.eps })
+    end
+    function BN:extra_repr() return fmt('%d, eps=%g, momentum=%g', self.num_features, self.eps, self.momentum) end
+    nn[name] = BN
+  end
+  batch_norm_class('BatchNorm1d', { 2, 3 })
+  batch_norm_class('BatchNorm2d', { 4, 4 })
+
+  local LayerNorm = Module:extend('LayerNorm')
+  nn.LayerNorm = LayerNorm
+  function LayerNorm:init(shape, opts)
+    Module.init(self)
+    opts = opts or {}
+    self.normalized_shape = type(shape) == 'table' and shape or { shape }
+    self.eps = opts.eps or 1e-5
+    if opts.elementwise_affine ~= false then
+      self.weight = fc.ones(self.normalized_shape):requires_grad_()
+      self.bias = fc.zeros(self.normalized_shape):requires_grad_()
+    end
+  end
+  function LayerNorm:forward(x)
+    return F.layer_norm(x, self.normalized_shape, { weight = self.weight, bias = self.bias, eps = self.eps })
+  end
+
+  local GroupNorm = Module:extend('GroupNorm')
+  nn.GroupNorm = GroupNorm
+  function GroupNorm:init(groups, channels, opts)
+    Module.init(self)
+    opts = opts or {}
+    self.num_groups, self.num_channels, self.eps = groups, channels, opts.eps or 1e-5
+    if opts.affine ~= false then
+      self.weight = fc.ones(channels):requires_grad_()
+      self.bias = fc.zeros(channels):requires_grad_()
+    end
+  end
+  function GroupNorm:forward(x)
+    return F.group_norm(x, self.num_groups, { weight = self.weight, bias = self.bias, eps = self.eps })
+  end
+
+  local Dropout = Module:extend('Dropout')
+  nn.Dropout = Dropout
+  function Dropout:init(p)
+    Module.init(self)
+    self.p = p or 0.5
+  end
+  function Dropout:forward(x) return F.dropout(x, { p = self.p, training = self.training }) end
+  function Dropout:extra_repr() return 'p=' .. self.p end
+
+  local Embedding = Module:extend('Embedding')
+  nn.Embedding = Embedding
+  function Embedding:init(num, dim, opts)
+    Module.init(self)
+    opts = opts or {}
+    self.num_embeddings, self.embedding_dim, self.padding_idx = num, dim, opts.padding_idx
+    self.weight = fc.randn(num, dim):requires_grad_()
+    if self.padding_idx then fc.no_grad(function() self.weight[self.padding_idx]:fill_(0) end) end
+  end
+  function Embedding:forward(idx) return F.embedding(idx, self.weight, { padding_idx = self.padding_idx }) end
+
+  local function pool_class(name, fn)
+    local P = Module:extend(name)
+    function P:init(a, opts)
+      Module.init(self)
+      self.a, self.opts = a, opts
+    end
+    function P:forward(x) return fn(x, self.a, self.opts) end
+    nn[name] = P
+  end
+  pool_class('MaxPool2d', function(x, k, o) return F.max_pool2d(x, k, o) end)
+  pool_class('AvgPool2d', function(x, k, o) return F.avg_pool2d(x, k, o) end)
+  pool_class('AdaptiveAvgPool2d', function(x, s) return F.adaptive_avg_pool2d(x, s) end)
+  pool_class('AdaptiveMaxPool2d', function(x, s) return F.adaptive_max_pool2d(x, s) end)
+
   return nn
 end
