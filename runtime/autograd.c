@@ -146,18 +146,29 @@ fc_tensor *fc_detach(fc_tensor *t) {
 
 /* ---- broadcasting undone ------------------------------------------------ */
 
+/* Sums grad over the dims it broadcast along, then expands it over dims a
+ * formula left at size 1, so it ends with exactly `shape`. */
 fc_tensor *sum_to_shape(fc_tensor *grad, int ndim, const int64_t *shape) {
   int lead = grad->ndim - ndim, dims[FC_MAX_DIMS], nd = 0;
   for (int d = 0; d < grad->ndim; d++) {
     int sd = d - lead;
     if (sd < 0 || (shape[sd] == 1 && grad->shape[d] != 1)) dims[nd++] = d;
   }
-  if (nd == 0 && grad->ndim == ndim) return fc_retain(grad);
   fc_tensor *s = nd ? fc_sum(grad, nd, dims, 1) : fc_retain(grad);
   if (!s) return NULL;
-  fc_tensor *r = fc_reshape(s, ndim, shape);
+  int64_t kept[FC_MAX_DIMS];
+  bool same = true;
+  for (int d = 0; d < ndim; d++) {
+    kept[d] = d + lead >= 0 ? s->shape[d + lead] : 1;
+    same &= kept[d] == shape[d];
+  }
+  if (same && s->ndim == ndim) return s;
+  fc_tensor *r = fc_reshape(s, ndim, kept);
   fc_release(s);
-  return r;
+  if (!r || same) return r;
+  fc_tensor *e = fc_expand(r, ndim, shape);
+  fc_release(r);
+  return e;
 }
 
 /* ---- the engine --------------------------------------------------------- */
