@@ -100,22 +100,37 @@ void fc_mem_mark(void) { __atomic_store_n(&allocated_since_mark, 0, __ATOMIC_REL
 
 /* ---- small objects ----------------------------------------------------
  * Tiny tensors are what per-op latency is made of: a header, a storage and
- * a few bytes of data. Both come from per-thread free lists, and the data of
+ * a few bytes of data. Both come from free lists, and the data of
  * a small storage lives inside its own block, so a 1-element op allocates
  * nothing from malloc in the steady state. */
 
+/* Under AddressSanitizer nothing is pooled, so leaks are reported where the
+ * leaked object was really made (a pooled block keeps its first site). */
+#ifdef __SANITIZE_ADDRESS__
+enum { SMALL_DATA = 256, STORAGE_BLOCK = 64 + SMALL_DATA, POOL_MAX = 0 };
+#else
 enum { SMALL_DATA = 256, STORAGE_BLOCK = 64 + SMALL_DATA, POOL_MAX = 1024 };
+#endif
 
-typedef struct pool { void *items[POOL_MAX]; int n; } pool;
-static _Thread_local pool header_pool, storage_pool;
+/* Shared by all threads (a tensor may die on another thread than the one
+ * that made it); the lock is uncontended in practice. */
+typedef struct pool { pthread_mutex_t lock; void *items[POOL_MAX + 1]; int n; } pool;
+static pool header_pool = {PTHREAD_MUTEX_INITIALIZER}, storage_pool = {PTHREAD_MUTEX_INITIALIZER};
 
 static void *pool_take(pool *p, size_t size) {
-  return p->n > 0 ? p->items[--p->n] : aligned_alloc(ALIGN, size);
+  void *item = NULL;
+  pthread_mutex_lock(&p->lock);
+  if (p->n > 0) item = p->items[--p->n];
+  pthread_mutex_unlock(&p->lock);
+  return item ? item : aligned_alloc(ALIGN, size);
 }
 
 static void pool_give(pool *p, void *item) {
-  if (p->n < POOL_MAX) p->items[p->n++] = item;
-  else free(item);
+  pthread_mutex_lock(&p->lock);
+  bool kept = p->n < POOL_MAX;
+  if (kept) p->items[p->n++] = item;
+  pthread_mutex_unlock(&p->lock);
+  if (!kept) free(item);
 }
 
 fc_tensor *header_alloc(void) {

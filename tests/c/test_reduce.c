@@ -72,7 +72,9 @@ TEST(nan_propagation) {
 TEST(all_dim_subsets_match_naive) {
   fc_manual_seed(3);
   fc_tensor *base = fc_randn(3, SHP(5, 3, 4), FC_FLOAT32, CPU);
-  fc_tensor *views[2] = {fc_permute(base, 3, DIMS(1, 2, 0)), fc_contiguous(views[0] = fc_permute(base, 3, DIMS(1, 2, 0)))};
+  fc_tensor *views[2];
+  views[0] = fc_permute(base, 3, DIMS(1, 2, 0));
+  views[1] = fc_contiguous(views[0]);
   for (int v = 0; v < 2; v++) {
     fc_tensor *t = views[v]; /* [3,4,5] */
     double x[60];
