@@ -3,7 +3,7 @@
 # run, written to bench/RESULTS.md (and shown).
 set -e
 BLAS_DIR=/usr/lib/$(cc -print-multiarch)/openblas-openmp
-cc -O2 -Iruntime bench/sgemm.c build/libfastc.a -L$BLAS_DIR -Wl,-rpath,$BLAS_DIR \
+cc -O2 -std=gnu11 -Iruntime bench/sgemm.c build/libfastc.a -L$BLAS_DIR -Wl,-rpath,$BLAS_DIR \
   -lopenblas -ldnnl -lcjson -lz -lm -fopenmp -o build/bench_sgemm
 out=bench/RESULTS.md.tmp
 {

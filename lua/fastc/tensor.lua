@@ -352,11 +352,14 @@ Tensor.ndimension = Tensor.dim
 function Tensor.numel(t) return tonumber(t.p.numel) end
 Tensor.nelement = Tensor.numel
 
--- t:size() is a Lua list of sizes; t:size(d) one size (1-based d).
+-- t:size() is a Lua list of sizes that prints as [2,3]; t:size(d) is one
+-- size (1-based d).
+local Size = { __tostring = function(s) return '[' .. table.concat(s, ',') .. ']' end }
+fc.Size = Size
 function Tensor.size(t, d)
   local p = t.p
   if d then return tonumber(p.shape[cdim(t, d)]) end
-  local s = {}
+  local s = setmetatable({}, Size)
   for i = 0, p.ndim - 1 do s[i + 1] = tonumber(p.shape[i]) end
   return s
 end
