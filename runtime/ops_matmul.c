@@ -83,7 +83,8 @@ static fc_tensor *batched(fc_tensor *a, fc_tensor *b, int dtype) {
   memcpy(shape, batch, sizeof(int64_t) * (size_t)nb);
   shape[nb] = n;
   shape[nb + 1] = m;
-  fc_tensor *out = fc_zeros(nb + 2, shape, dtype, a->device);
+  /* with k = 0 the product is all zeros; otherwise GEMM writes every element */
+  fc_tensor *out = k == 0 ? fc_zeros(nb + 2, shape, dtype, a->device) : fc_empty(nb + 2, shape, dtype, a->device);
   if (!out || out->numel == 0 || k == 0) return out;
   int es = fc_dtype_size(dtype);
   int64_t count = shape_numel(nb, batch);
