@@ -102,15 +102,15 @@ static double fold_merge(const fold *f, double a, double b) {
   }
 }
 
-/* Contiguous float sums: blocks of 2048 are summed in sixteen float lanes
+/* Contiguous float sums: blocks of 256 are summed in sixteen float lanes
  * (vectorised, cheap) and the block sums in double, so 16M-element sums stay
  * accurate without converting every element. */
 static double sum_f32(const float *x, int64_t n) {
   double s = 0;
   int64_t i = 0;
-  for (; i + 2048 <= n; i += 2048) {
+  for (; i + 256 <= n; i += 256) {
     float acc[16] = {0};
-    for (int64_t k = 0; k < 2048; k += 16)
+    for (int64_t k = 0; k < 256; k += 16)
       for (int j = 0; j < 16; j++) acc[j] += x[i + k + j];
     float block = 0;
     for (int j = 0; j < 16; j++) block += acc[j];
