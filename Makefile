@@ -43,10 +43,11 @@ $(BUILD)/libfastc.so: $(OBJS)
 	@$(CC) -shared -fopenmp $(SAN) -Wl,-z,nodelete -o $@ $^ $(LIBS)
 
 # fastlua carries LuaJIT and all of libfastc; -rdynamic lets ffi.C see fc_*.
+LINK_FASTLUA = $(CC) $(CFLAGS_BASE) -DFASTC_LUA_DIR='"$(PREFIX)/share/fastc/lua"' -rdynamic \
+  runtime/fastlua.c -Wl,--whole-archive $(BUILD)/libfastc.a -Wl,--no-whole-archive $(LUAJIT_A) -ledit $(LIBS)
 $(BUILD)/fastlua: runtime/fastlua.c $(BUILD)/libfastc.a
 	@echo '  LD      $@'
-	@$(CC) $(CFLAGS_BASE) -DFASTC_LUA_DIR='"$(PREFIX)/share/fastc/lua"' -rdynamic -o $@ $< \
-	  -Wl,--whole-archive $(BUILD)/libfastc.a -Wl,--no-whole-archive $(LUAJIT_A) -ledit $(LIBS)
+	@$(LINK_FASTLUA) -o $@
 
 # The FFI declarations are the public header itself, preprocessed.
 $(CDEF): runtime/fastc.h tools/gen_cdef.sh
@@ -73,7 +74,9 @@ install: all
 	install -m 644 $(BUILD)/libfastc.a $(PREFIX)/lib/
 	install -m 755 $(BUILD)/libfastc.so $(PREFIX)/lib/
 	install -m 644 runtime/fastc.h $(PREFIX)/include/
-	install -m 755 $(BUILD)/fastlua $(PREFIX)/bin/
+	@# fastlua knows where its Lua package lives: rebuilt for this PREFIX
+	$(LINK_FASTLUA) -o $(BUILD)/fastlua.install
+	install -m 755 $(BUILD)/fastlua.install $(PREFIX)/bin/fastlua
 	install -m 644 lua/fastc/*.lua $(PREFIX)/share/fastc/lua/fastc/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@BLAS_DIR@|$(BLAS_DIR)|' tools/fastc.pc.in \
 	  > $(PREFIX)/lib/pkgconfig/fastc.pc

@@ -22,7 +22,7 @@ local function load_library()
   local candidates = {
     os.getenv('FASTC_LIB') or dir .. '/../../build/libfastc.so',
     dir .. '/../../build/libfastc.so', -- running from the source tree
-    dir .. '/../../../lib/libfastc.so', -- installed: PREFIX/share/fastc/lua/fastc
+    dir .. '/../../../../lib/libfastc.so', -- installed: PREFIX/share/fastc/lua/fastc
     'fastc',
   }
   local errors = {}
