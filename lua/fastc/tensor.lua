@@ -59,12 +59,14 @@ local function gc_step()
 end
 
 local ref_t = ffi.typeof('fc_handle')
--- The finaliser is a C function: collecting a tensor makes no Lua call.
-local release = C.fc_release_handle
+-- The handle type's __gc (set with the metatype in init.lua) is the C
+-- function fc_release_handle: collecting a tensor makes no Lua call, and no
+-- per-object ffi.gc registration is needed.
+mt.__gc = C.fc_release_handle
 
 local function wrap(p)
   if p == nil then raise_c() end
-  local t = ffi.gc(ref_t(p), release)
+  local t = ref_t(p)
   gc_step()
   return t
 end
