@@ -98,9 +98,8 @@ static void set_paths(lua_State *L) {
   if (slash) *slash = 0;
   const char *extra = getenv("FASTC_LUA_PATH");
   lua_getglobal(L, "package");
-  lua_pushfstring(L, "%s%s%s/../lua/?.lua;%s/../lua/?/init.lua;" FASTC_LUA_DIR "/?.lua;" FASTC_LUA_DIR
-                     "/?/init.lua;",
-                  extra ? extra : "", extra ? ";" : "", exe, exe);
+  lua_pushfstring(L, "%s%s%s/../lua/?.lua;%s/../lua/?/init.lua;%s/?.lua;%s/?/init.lua;", extra ? extra : "",
+                  extra ? ";" : "", exe, exe, FASTC_LUA_DIR, FASTC_LUA_DIR);
   lua_getfield(L, -2, "path");
   lua_concat(L, 2);
   lua_setfield(L, -2, "path");
@@ -183,17 +182,6 @@ static char *read_line(const char *prompt) {
  * tail call, which in LuaJIT would drop the frame `error` reports from. */
 static int keep(lua_State *L) { return lua_gettop(L); }
 
-/* Compiles `code` as an expression (so its values print) or else as a
- * statement; leaves the function or the error message on the stack. */
-static int compile(lua_State *L, const char *code, size_t len) {
-  lua_pushfstring(L, "local keep = ...; return keep(%s\n)", code);
-  int status = luaL_loadbuffer(L, lua_tostring(L, -1), lua_objlen(L, -1), "=stdin");
-  lua_remove(L, -2);
-  if (status == 0) return 0;
-  lua_pop(L, 1);
-  return luaL_loadbuffer(L, code, len, "=stdin");
-}
-
 /* A chunk is incomplete when it fails to compile at <eof>: more to come. */
 static int incomplete(lua_State *L, int status) {
   if (status != LUA_ERRSYNTAX) return 0;
@@ -202,6 +190,29 @@ static int incomplete(lua_State *L, int status) {
   const char *eof = "'<eof>'";
   size_t n = strlen(eof);
   return msg && len >= n && strcmp(msg + len - n, eof) == 0;
+}
+
+/* Compiles `code` as an expression (so its values print) or else as a
+ * statement; leaves the function or the error message on the stack. A
+ * chunk like "x +" is no statement but an unfinished expression, so it
+ * reports the expression's <eof> error and the caller reads on. */
+static int compile(lua_State *L, const char *code, size_t len) {
+  lua_pushfstring(L, "local keep = ...; return keep(%s\n)", code);
+  int status = luaL_loadbuffer(L, lua_tostring(L, -1), lua_objlen(L, -1), "=stdin");
+  lua_remove(L, -2);
+  if (status == 0) return 0;
+  lua_pop(L, 1);
+  status = luaL_loadbuffer(L, code, len, "=stdin");
+  if (status == 0 || incomplete(L, status)) return status;
+  lua_pushfstring(L, "return %s", code);
+  int expr = luaL_loadbuffer(L, lua_tostring(L, -1), lua_objlen(L, -1), "=stdin");
+  lua_remove(L, -2);
+  if (!incomplete(L, expr)) {
+    lua_pop(L, 1);
+    return status;
+  }
+  lua_remove(L, -2);
+  return expr;
 }
 
 /* Reads and compiles one chunk, reading more lines while it is incomplete.
