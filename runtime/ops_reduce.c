@@ -2,22 +2,309 @@
  * amin, all, any, norm, var, std, logsumexp) with their backward.
  *
  * A reduction is planned as `outer` output elements, each folding `inner`
- * input elements. The input is viewed with the kept dims first and the
- * reduced dims last, each group coalesced, so the common cases become one
- * contiguous run per output (rows) or a row-wise accumulation (columns). */
+ * input elements. The kept dims and the reduced dims are gathered into two
+ * groups (reduced dims ordered by stride, so their walk follows memory) and
+ * each group is coalesced. Then one of two walks runs:
+ * - rows: each output folds its elements in runs along the innermost
+ *   reduced dim (sum(-1), full reductions, and the general strided case);
+ * - columns: when the innermost memory dim is kept, whole rows of outputs
+ *   are accumulated at once (sum(0) of [N,C]), never striding down columns.
+ * Floats fold into double accumulators, integers into int64 ones; float16 and
+ * bfloat16 are reduced from a float32 copy and stored back in their dtype. */
 #include "internal.h"
 #include <stdlib.h>
 
-typedef enum { R_SUM, R_PROD, R_MAX, R_MIN, R_ALL, R_ANY, R_ABSPOW, R_ABSMAX, R_ABSMIN, R_NONZERO } reduce_kind;
+typedef enum {
+  R_SUM, R_PROD, R_MAX, R_MIN, R_ALL, R_ANY,                  /* every dtype */
+  R_SQSUM, R_ABSSUM, R_ABSPOW, R_ABSMAX, R_ABSMIN, R_NONZERO, /* norms: floats only */
+  R_NKINDS
+} reduce_kind;
+
+/* One accumulator: f for float inputs, i for all/any and integer max/min,
+ * u for integer sums and products (wrapping like PyTorch, never undefined). */
+typedef union acc { double f; int64_t i; uint64_t u; } acc;
+
+/* Folds n elements at element stride s into *a (p: the norm's order). */
+typedef void (*run_fn)(acc *a, const char *x, int64_t s, int64_t n, double p);
+/* Folds a contiguous run of n elements into *a, in lanes the compiler vectorises. */
+typedef void (*lanes_fn)(acc *a, const char *x, int64_t n, double p);
+/* a[c] = fold(a[c], x[c]) for a contiguous row of n elements. */
+typedef void (*row_fn)(acc *a, const char *x, int64_t n, double p);
+/* The same for four rows at once: a quarter of the accumulator traffic. */
+typedef void (*row4_fn)(acc *a, const char *const *x, int64_t n, double p);
+typedef struct kernel { run_fn run; lanes_fn lanes; row_fn row; row4_fn row4; } kernel;
+
+enum { K_F32, K_F64, K_I64, K_I32, K_U8, K_NTYPES };
+
+/* ---- kernels ------------------------------------------------------------
+ * Each fold is a STEP (accumulator a, element v) and a MERGE of two partial
+ * accumulators. Max and min let NaN win and stick, as PyTorch's do. */
+#define ST_SUM(a, v) a += v
+#define ST_PROD(a, v) a *= v
+#define ST_MAX(a, v) a = ((v) > a || (v) != (v)) ? (v) : a
+#define ST_MIN(a, v) a = ((v) < a || (v) != (v)) ? (v) : a
+#define ST_ALL(a, v) a &= (v != 0)
+#define ST_ANY(a, v) a |= (v != 0)
+#define ST_SQSUM(a, v) a += v * v
+#define ST_ABSSUM(a, v) a += fabs(v)
+#define ST_ABSPOW(a, v) a += pow(fabs(v), p)
+#define ST_ABSMAX(a, v) ST_MAX(a, fabs(v))
+#define ST_ABSMIN(a, v) ST_MIN(a, fabs(v))
+#define ST_NONZERO(a, v) a += (v != 0)
+
+/* Folds 16 lanes into l[0] as a tree of fixed-size steps, which the
+ * compiler keeps in registers (a loop over the widths spills them). */
+#define TREE16(l, M)                                  \
+  do {                                                \
+    for (int j_ = 0; j_ < 8; j_++) M(l[j_], l[j_ + 8]); \
+    for (int j_ = 0; j_ < 4; j_++) M(l[j_], l[j_ + 4]); \
+    for (int j_ = 0; j_ < 2; j_++) M(l[j_], l[j_ + 2]); \
+    M(l[0], l[1]);                                    \
+  } while (0)
+
+/* T: element type, V: the type an element is read as, A/F: accumulator type
+ * and union field, I: the fold's identity, M: the merge step. */
+#define KERNELS(NAME, T, V, A, F, I, STEP, M)                                            \
+  static void run_##NAME(acc *out, const char *px, int64_t s, int64_t n, double p) {    \
+    const T *x = (const T *)px;                                                         \
+    A a = out->F;                                                                       \
+    for (int64_t i = 0; i < n; i++) { V v = (V)x[i * s]; STEP(a, v); }                 \
+    out->F = a;                                                                         \
+    (void)p;                                                                            \
+  }                                                                                     \
+  static void lanes_##NAME(acc *out, const char *px, int64_t n, double p) {             \
+    const T *x = (const T *)px;                                                         \
+    A l[16], a = out->F;                                                                \
+    int64_t i = 0;                                                                      \
+    if (n >= 16) {                                                                      \
+      for (int j = 0; j < 16; j++) l[j] = (I);                                          \
+      for (; i + 16 <= n; i += 16)                                                      \
+        for (int j = 0; j < 16; j++) { V v = (V)x[i + j]; STEP(l[j], v); }              \
+      TREE16(l, M);                                                                     \
+      M(a, l[0]);                                                                       \
+    }                                                                                   \
+    for (; i < n; i++) { V v = (V)x[i]; STEP(a, v); }                                   \
+    out->F = a;                                                                         \
+    (void)p;                                                                            \
+  }                                                                                     \
+  static void row_##NAME(acc *out, const char *px, int64_t n, double p) {               \
+    const T *x = (const T *)px;                                                         \
+    A *a = (A *)(void *)out; /* as a plain array, so the loop vectorises */              \
+    for (int64_t i = 0; i < n; i++) { V v = (V)x[i]; STEP(a[i], v); }                  \
+    (void)p;                                                                            \
+  }                                                                                     \
+  static void row4_##NAME(acc *out, const char *const *px, int64_t n, double p) {       \
+    const T *x0 = (const T *)px[0], *x1 = (const T *)px[1];                             \
+    const T *x2 = (const T *)px[2], *x3 = (const T *)px[3];                             \
+    A *a = (A *)(void *)out;                                                            \
+    for (int64_t i = 0; i < n; i++) {                                                   \
+      A t = a[i];                                                                       \
+      V v0 = (V)x0[i], v1 = (V)x1[i], v2 = (V)x2[i], v3 = (V)x3[i];                     \
+      STEP(t, v0);                                                                      \
+      STEP(t, v1);                                                                      \
+      STEP(t, v2);                                                                      \
+      STEP(t, v3);                                                                      \
+      a[i] = t;                                                                         \
+    }                                                                                   \
+    (void)p;                                                                            \
+  }
+
+#define FLOAT_KERNELS(S, T)                                                          \
+  KERNELS(sum_##S, T, double, double, f, 0, ST_SUM, ST_SUM)                          \
+  KERNELS(prod_##S, T, double, double, f, 1, ST_PROD, ST_PROD)                       \
+  KERNELS(max_##S, T, double, double, f, -INFINITY, ST_MAX, ST_MAX)                  \
+  KERNELS(min_##S, T, double, double, f, INFINITY, ST_MIN, ST_MIN)                   \
+  KERNELS(all_##S, T, double, int64_t, i, 1, ST_ALL, ST_ALL)                         \
+  KERNELS(any_##S, T, double, int64_t, i, 0, ST_ANY, ST_ANY)                         \
+  KERNELS(sqsum_##S, T, double, double, f, 0, ST_SQSUM, ST_SUM)                      \
+  KERNELS(abssum_##S, T, double, double, f, 0, ST_ABSSUM, ST_SUM)                    \
+  KERNELS(abspow_##S, T, double, double, f, 0, ST_ABSPOW, ST_SUM)                    \
+  KERNELS(absmax_##S, T, double, double, f, 0, ST_ABSMAX, ST_MAX)                    \
+  KERNELS(absmin_##S, T, double, double, f, INFINITY, ST_ABSMIN, ST_MIN)             \
+  KERNELS(nonzero_##S, T, double, double, f, 0, ST_NONZERO, ST_SUM)
+
+#define INT_KERNELS(S, T)                                                            \
+  KERNELS(sum_##S, T, uint64_t, uint64_t, u, 0, ST_SUM, ST_SUM)                      \
+  KERNELS(prod_##S, T, uint64_t, uint64_t, u, 1, ST_PROD, ST_PROD)                   \
+  KERNELS(max_##S, T, int64_t, int64_t, i, INT64_MIN, ST_MAX, ST_MAX)                \
+  KERNELS(min_##S, T, int64_t, int64_t, i, INT64_MAX, ST_MIN, ST_MIN)                \
+  KERNELS(all_##S, T, int64_t, int64_t, i, 1, ST_ALL, ST_ALL)                        \
+  KERNELS(any_##S, T, int64_t, int64_t, i, 0, ST_ANY, ST_ANY)
+
+FLOAT_KERNELS(f32, float)
+FLOAT_KERNELS(f64, double)
+INT_KERNELS(i64, int64_t)
+INT_KERNELS(i32, int32_t)
+INT_KERNELS(u8, uint8_t)
+
+#define K(NAME) {run_##NAME, lanes_##NAME, row_##NAME, row4_##NAME}
+#define FLOAT_ROW(S)                                                                  \
+  {K(sum_##S), K(prod_##S), K(max_##S), K(min_##S), K(all_##S), K(any_##S),           \
+   K(sqsum_##S), K(abssum_##S), K(abspow_##S), K(absmax_##S), K(absmin_##S), K(nonzero_##S)}
+#define INT_ROW(S) {K(sum_##S), K(prod_##S), K(max_##S), K(min_##S), K(all_##S), K(any_##S)}
+static const kernel kernels[K_NTYPES][R_NKINDS] = {
+    FLOAT_ROW(f32), FLOAT_ROW(f64), INT_ROW(i64), INT_ROW(i32), INT_ROW(u8)};
+
+/* Contiguous float sums, the case that must run at memory bandwidth, in
+ * GCC/Clang vector types so the code generated is the code written: blocks
+ * of 256 float32 are summed in 32 float lanes (no conversions in the hot
+ * loop), then widened into 16 double lanes, so even a 16M-element sum keeps
+ * about 1e-7 relative accuracy. */
+typedef float f32x8 __attribute__((vector_size(32)));
+typedef double f64x4 __attribute__((vector_size(32)));
+
+/* Macros, not functions: a 32-byte vector crossing a call is an ABI
+ * question on builds without AVX (the sanitizer builds). */
+#define LOAD(v, p) memcpy(&(v), (p), sizeof(v)) /* an unaligned load */
+#define WIDEN_LO(v) __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3), f64x4)
+#define WIDEN_HI(v) __builtin_convertvector(__builtin_shufflevector(v, v, 4, 5, 6, 7), f64x4)
+#define HSUM(out, a, b, c, d)                  \
+  do {                                         \
+    f64x4 s_ = ((a) + (b)) + ((c) + (d));      \
+    out = (s_[0] + s_[1]) + (s_[2] + s_[3]);   \
+  } while (0)
+
+static void lanes_sum_f32_fast(acc *out, const char *px, int64_t n, double p) {
+  const float *x = (const float *)px;
+  f64x4 d0 = {0}, d1 = {0}, d2 = {0}, d3 = {0};
+  int64_t i = 0;
+  for (; i + 256 <= n; i += 256) {
+    f32x8 a = {0}, b = {0}, c = {0}, e = {0}, v;
+    for (int k = 0; k < 256; k += 32) {
+      LOAD(v, x + i + k), a += v;
+      LOAD(v, x + i + k + 8), b += v;
+      LOAD(v, x + i + k + 16), c += v;
+      LOAD(v, x + i + k + 24), e += v;
+    }
+    a += b, c += e;
+    d0 += WIDEN_LO(a), d1 += WIDEN_HI(a), d2 += WIDEN_LO(c), d3 += WIDEN_HI(c);
+  }
+  for (; i + 8 <= n; i += 8) {
+    f32x8 v;
+    LOAD(v, x + i);
+    d0 += WIDEN_LO(v), d1 += WIDEN_HI(v);
+  }
+  double s;
+  HSUM(s, d0, d1, d2, d3);
+  for (; i < n; i++) s += x[i];
+  out->f += s;
+  (void)p;
+}
+
+static void lanes_sum_f64_fast(acc *out, const char *px, int64_t n, double p) {
+  const double *x = (const double *)px;
+  f64x4 d0 = {0}, d1 = {0}, d2 = {0}, d3 = {0}, v;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    LOAD(v, x + i), d0 += v;
+    LOAD(v, x + i + 4), d1 += v;
+    LOAD(v, x + i + 8), d2 += v;
+    LOAD(v, x + i + 12), d3 += v;
+  }
+  for (; i + 4 <= n; i += 4) LOAD(v, x + i), d0 += v;
+  double s;
+  HSUM(s, d0, d1, d2, d3);
+  for (; i < n; i++) s += x[i];
+  out->f += s;
+  (void)p;
+}
+
+/* Contiguous float32 max/min compare in float lanes; a NaN wins and sticks. */
+#define F32_EXTREME(NAME, STEP, I)                                           \
+  static void NAME(acc *out, const char *px, int64_t n, double p) {          \
+    const float *x = (const float *)px;                                      \
+    double a = out->f;                                                       \
+    int64_t i = 0;                                                           \
+    if (n >= 32) {                                                           \
+      float l[32];                                                           \
+      for (int j = 0; j < 32; j++) l[j] = (I);                               \
+      for (; i + 32 <= n; i += 32)                                           \
+        for (int j = 0; j < 32; j++) STEP(l[j], x[i + j]);                   \
+      for (int j = 0; j < 16; j++) STEP(l[j], l[j + 16]);                    \
+      TREE16(l, STEP);                                                       \
+      STEP(a, (double)l[0]);                                                 \
+    }                                                                        \
+    for (; i < n; i++) STEP(a, (double)x[i]);                                \
+    out->f = a;                                                              \
+    (void)p;                                                                 \
+  }
+F32_EXTREME(lanes_max_f32_fast, ST_MAX, -INFINITY)
+F32_EXTREME(lanes_min_f32_fast, ST_MIN, INFINITY)
+
+static int ktype_of(int dtype) {
+  switch (dtype) {
+  case FC_FLOAT32: case FC_FLOAT16: case FC_BFLOAT16: return K_F32;
+  case FC_FLOAT64: return K_F64;
+  case FC_INT64: return K_I64;
+  case FC_INT32: return K_I32;
+  default: return K_U8; /* uint8, bool */
+  }
+}
+
+typedef struct fold {
+  reduce_kind kind;
+  int ktype;
+  double p;
+  kernel k;
+} fold;
+
+static fold make_fold(reduce_kind kind, int dtype, double p) {
+  fold f = {kind, ktype_of(dtype), p, kernels[ktype_of(dtype)][kind]};
+  if (f.ktype == K_F64 && kind == R_SUM) f.k.lanes = lanes_sum_f64_fast;
+  if (f.ktype == K_F32) {
+    if (kind == R_SUM) f.k.lanes = lanes_sum_f32_fast;
+    if (kind == R_MAX) f.k.lanes = lanes_max_f32_fast;
+    if (kind == R_MIN) f.k.lanes = lanes_min_f32_fast;
+  }
+  return f;
+}
+
+static bool int_acc(const fold *f) { return f->ktype >= K_I64 || f->kind == R_ALL || f->kind == R_ANY; }
+
+static acc fold_init(const fold *f) {
+  bool fl = !int_acc(f);
+  switch (f->kind) {
+  case R_PROD: return fl ? (acc){.f = 1} : (acc){.u = 1};
+  case R_ALL: return (acc){.i = 1};
+  case R_MAX: return fl ? (acc){.f = -INFINITY} : (acc){.i = INT64_MIN};
+  case R_MIN: case R_ABSMIN: return fl ? (acc){.f = INFINITY} : (acc){.i = INT64_MAX};
+  default: return (acc){.u = 0};
+  }
+}
+
+static void fold_merge(const fold *f, acc *a, acc b) {
+  if (int_acc(f)) {
+    switch (f->kind) {
+    case R_PROD: a->u *= b.u; break;
+    case R_MAX: ST_MAX(a->i, b.i); break;
+    case R_MIN: ST_MIN(a->i, b.i); break;
+    case R_ALL: a->i &= b.i; break;
+    case R_ANY: a->i |= b.i; break;
+    default: a->u += b.u; break;
+    }
+    return;
+  }
+  switch (f->kind) {
+  case R_PROD: a->f *= b.f; break;
+  case R_MAX: case R_ABSMAX: ST_MAX(a->f, b.f); break;
+  case R_MIN: case R_ABSMIN: ST_MIN(a->f, b.f); break;
+  default: a->f += b.f; break;
+  }
+}
+
+/* ---- the plan ------------------------------------------------------------ */
 
 typedef struct plan {
   int nk, nr;                     /* kept and reduced dims after coalescing */
   int64_t kshape[FC_MAX_DIMS], kstride[FC_MAX_DIMS];
   int64_t rshape[FC_MAX_DIMS], rstride[FC_MAX_DIMS];
-  int64_t outer, inner;
+  int64_t outer, inner;           /* outputs, elements folded into each */
+  int64_t run, rs;                /* innermost reduced dim: length, stride */
+  const char *data;               /* the input's first element */
+  int es;
 } plan;
 
-/* Merges adjacent dims that step through memory as one. */
+/* Merges adjacent dims that step through memory as one; drops size-1 dims. */
 static int coalesce(int n, int64_t *shape, int64_t *stride) {
   int m = 0;
   for (int d = 0; d < n; d++) {
@@ -38,8 +325,14 @@ static void make_plan(const fc_tensor *t, const bool *reduce, plan *p) {
   p->outer = p->inner = 1;
   for (int d = 0; d < t->ndim; d++) {
     if (reduce[d]) {
-      p->rshape[p->nr] = t->shape[d];
-      p->rstride[p->nr++] = t->stride[d];
+      /* insertion by decreasing stride: the fold order is free, memory order is fastest */
+      int j = p->nr++;
+      for (; j > 0 && llabs(p->rstride[j - 1]) < llabs(t->stride[d]); j--) {
+        p->rshape[j] = p->rshape[j - 1];
+        p->rstride[j] = p->rstride[j - 1];
+      }
+      p->rshape[j] = t->shape[d];
+      p->rstride[j] = t->stride[d];
       p->inner *= t->shape[d];
     } else {
       p->kshape[p->nk] = t->shape[d];
@@ -49,6 +342,10 @@ static void make_plan(const fc_tensor *t, const bool *reduce, plan *p) {
   }
   p->nk = coalesce(p->nk, p->kshape, p->kstride);
   p->nr = coalesce(p->nr, p->rshape, p->rstride);
+  p->run = p->nr ? p->rshape[p->nr - 1] : 1;
+  p->rs = p->nr ? p->rstride[p->nr - 1] : 1;
+  p->es = fc_dtype_size(t->dtype);
+  p->data = (const char *)t->storage->data + t->offset * p->es;
 }
 
 /* Element offset of the i-th position in a coalesced dim group. */
@@ -61,173 +358,159 @@ static int64_t group_offset(int n, const int64_t *shape, const int64_t *stride, 
   return off;
 }
 
-/* ---- folding a run ---------------------------------------------------- */
+static inline void fold_run(const fold *f, acc *a, const char *x, int64_t s, int64_t n) {
+  if (s == 1) f->k.lanes(a, x, n, f->p);
+  else f->k.run(a, x, s, n, f->p);
+}
 
-typedef struct fold { reduce_kind kind; double p; } fold;
-
-static double fold_init(reduce_kind k) {
-  switch (k) {
-  case R_PROD: case R_ALL: return 1;
-  case R_MAX: return -INFINITY;
-  case R_MIN: case R_ABSMIN: return INFINITY;
-  default: return 0;
+/* Folds the reduced positions [b, e) of the output whose first element is at
+ * element offset `base`, run by run. */
+static void fold_span(const fold *f, const plan *p, int64_t base, int64_t b, int64_t e, acc *a) {
+  while (b < e) {
+    int64_t r = b / p->run, j = b % p->run, n = p->run - j;
+    if (n > e - b) n = e - b;
+    int64_t off = base + group_offset(p->nr - 1, p->rshape, p->rstride, r) + j * p->rs;
+    fold_run(f, a, p->data + off * p->es, p->rs, n);
+    b += n;
   }
 }
 
-static inline double fold_step(const fold *f, double acc, double x) {
-  switch (f->kind) {
-  case R_SUM: return acc + x;
-  case R_PROD: return acc * x;
-  case R_MAX: return (x > acc || x != x) && acc == acc ? x : acc;
-  case R_MIN: return (x < acc || x != x) && acc == acc ? x : acc;
-  case R_ALL: return acc && x != 0;
-  case R_ANY: return acc || x != 0;
-  case R_ABSPOW: return acc + pow(fabs(x), f->p);
-  case R_ABSMAX: return fabs(x) > acc || x != x ? fabs(x) : acc;
-  case R_ABSMIN: return fabs(x) < acc || x != x ? fabs(x) : acc;
-  case R_NONZERO: return acc + (x != 0);
-  }
-  return acc;
-}
+/* ---- rows: each output folds its own elements ---------------------------- */
 
-/* Combines two partial results of the same fold. */
-static double fold_merge(const fold *f, double a, double b) {
-  switch (f->kind) {
-  case R_PROD: return a * b;
-  case R_MAX: case R_ABSMAX: return a != a || b > a ? b : a;
-  case R_MIN: case R_ABSMIN: return a != a || b < a ? b : a;
-  case R_ALL: return a && b;
-  case R_ANY: return a || b;
-  default: return a + b;
-  }
-}
-
-/* Contiguous float sums: blocks of 256 are summed in sixteen float lanes
- * (vectorised, cheap) and the block sums in double, so 16M-element sums stay
- * accurate without converting every element. */
-static double sum_f32(const float *x, int64_t n) {
-  double s = 0;
-  int64_t i = 0;
-  for (; i + 256 <= n; i += 256) {
-    float acc[16] = {0};
-    for (int64_t k = 0; k < 256; k += 16)
-      for (int j = 0; j < 16; j++) acc[j] += x[i + k + j];
-    float block = 0;
-    for (int j = 0; j < 16; j++) block += acc[j];
-    s += block;
-  }
-  for (; i < n; i++) s += x[i];
-  return s;
-}
-
-static double sum_f64(const double *x, int64_t n) {
-  double acc[8] = {0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; j++) acc[j] += x[i + j];
-  double s = 0;
-  for (; i < n; i++) s += x[i];
-  for (int j = 0; j < 8; j++) s += acc[j];
-  return s;
-}
-
-/* Folds n elements from p with element stride s (in elements) of dtype. */
-static double fold_run(const fold *f, const char *p, int dtype, int64_t s, int64_t n) {
-  if (f->kind == R_SUM && s == 1 && dtype == FC_FLOAT32) return sum_f32((const float *)p, n);
-  if (f->kind == R_SUM && s == 1 && dtype == FC_FLOAT64) return sum_f64((const double *)p, n);
-  double acc = fold_init(f->kind);
-  if (dtype == FC_FLOAT32) {
-    for (int64_t i = 0; i < n; i++) acc = fold_step(f, acc, ((const float *)p)[i * s]);
-  } else if (dtype == FC_FLOAT64) {
-    for (int64_t i = 0; i < n; i++) acc = fold_step(f, acc, ((const double *)p)[i * s]);
-  } else {
-    int es = fc_dtype_size(dtype);
-    for (int64_t i = 0; i < n; i++) acc = fold_step(f, acc, load_as_double(p + i * s * es, dtype));
-  }
-  return acc;
-}
-
-/* Folds the whole reduced group for output element o. */
-static double fold_group(const fold *f, const fc_tensor *t, const plan *p, int64_t base) {
-  int es = fc_dtype_size(t->dtype);
-  const char *data = (const char *)t->storage->data;
-  if (p->nr <= 1) {
-    int64_t s = p->nr ? p->rstride[0] : 1;
-    return fold_run(f, data + base * es, t->dtype, s, p->inner);
-  }
-  /* runs along the innermost reduced dim */
-  int64_t run = p->rshape[p->nr - 1], s = p->rstride[p->nr - 1], runs = p->inner / run;
-  double acc = fold_init(f->kind);
-  for (int64_t r = 0; r < runs; r++) {
-    int64_t off = base + group_offset(p->nr - 1, p->rshape, p->rstride, r);
-    acc = fold_merge(f, acc, fold_run(f, data + off * es, t->dtype, s, run));
-  }
-  return acc;
-}
-
-/* One output: the whole tensor folded, split across threads. */
-static double fold_all(const fold *f, const fc_tensor *t, const plan *p) {
-  if (p->nr > 1 || p->inner < 4 * PARALLEL_GRAIN || num_threads() < 2) return fold_group(f, t, p, t->offset);
+static void reduce_rows(const fold *f, const plan *p, acc *out) {
   int nt = num_threads();
-  double part[64];
-  if (nt > 64) nt = 64;
-  int es = fc_dtype_size(t->dtype);
-  int64_t s = p->nr ? p->rstride[0] : 1, n = p->inner;
-  const char *data = (const char *)t->storage->data + t->offset * es;
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int c = 0; c < nt; c++) {
-    int64_t b = n * c / nt, e = n * (c + 1) / nt;
-    part[c] = fold_run(f, data + b * s * es, t->dtype, s, e - b);
+  int64_t total = p->outer * p->inner;
+  /* Few outputs over many elements: each output's span is cut into pieces
+   * so every thread has work; the pieces are merged in order afterwards. */
+  int64_t pieces = 1;
+  if (nt > 1 && p->outer < 4 * nt && p->inner >= 2 * PARALLEL_GRAIN) {
+    pieces = (4 * nt + p->outer - 1) / p->outer;
+    if (pieces > p->inner / PARALLEL_GRAIN) pieces = p->inner / PARALLEL_GRAIN;
   }
-  double acc = fold_init(f->kind);
-  for (int c = 0; c < nt; c++) acc = fold_merge(f, acc, part[c]);
-  return acc;
-}
-
-/* Writes fold results as doubles into out[outer]. */
-static void reduce_to_doubles(const fold *f, const fc_tensor *t, const plan *p, double *out) {
-  if (p->outer == 1) {
-    out[0] = fold_all(f, t, p);
-    return;
-  }
-  /* Columns: the reduced dims are outer in memory and the kept dims form
-   * one contiguous run, so whole rows are accumulated at a time. */
-  if (p->nk == 1 && p->kstride[0] == 1 && p->nr == 1 && t->dtype == FC_FLOAT32 &&
-      (f->kind == R_SUM || f->kind == R_MAX || f->kind == R_MIN)) {
-    const float *x = (const float *)t->storage->data + t->offset;
-    int64_t cols = p->outer, rows = p->inner, rs = p->rstride[0];
-#pragma omp parallel for if (cols * rows > PARALLEL_GRAIN) schedule(static)
-    for (int64_t c = 0; c < cols; c++) out[c] = fold_init(f->kind);
-    int nt = num_threads();
-    int64_t chunk = (cols + nt - 1) / nt;
-#pragma omp parallel for if (cols * rows > PARALLEL_GRAIN && cols >= 64) schedule(static)
-    for (int tid = 0; tid < nt; tid++) {
-      int64_t c0 = tid * chunk, c1 = c0 + chunk < cols ? c0 + chunk : cols;
-      for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = c0; c < c1; c++) out[c] = fold_step(f, out[c], x[r * rs + c]);
+  if (pieces == 1) {
+    /* one run per output at a fixed step (rows of a matrix): no index maths */
+    bool simple = p->nr <= 1 && p->nk <= 1;
+    int64_t step = p->nk ? p->kstride[0] : 0;
+#pragma omp parallel for if (total > PARALLEL_GRAIN && p->outer > 1) schedule(static)
+    for (int64_t o = 0; o < p->outer; o++) {
+      acc a = fold_init(f);
+      if (simple) fold_run(f, &a, p->data + o * step * p->es, p->rs, p->inner);
+      else fold_span(f, p, group_offset(p->nk, p->kshape, p->kstride, o), 0, p->inner, &a);
+      out[o] = a;
     }
     return;
   }
-#pragma omp parallel for if (p->outer * p->inner > PARALLEL_GRAIN) schedule(static)
-  for (int64_t o = 0; o < p->outer; o++)
-    out[o] = fold_group(f, t, p, t->offset + group_offset(p->nk, p->kshape, p->kstride, o));
+  int64_t tasks = p->outer * pieces;
+  acc *part = malloc(sizeof(acc) * (size_t)tasks);
+  if (!part) { /* no room for pieces: one output at a time */
+    for (int64_t o = 0; o < p->outer; o++) {
+      out[o] = fold_init(f);
+      fold_span(f, p, group_offset(p->nk, p->kshape, p->kstride, o), 0, p->inner, &out[o]);
+    }
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t task = 0; task < tasks; task++) {
+    int64_t o = task / pieces, c = task % pieces;
+    int64_t b = p->inner * c / pieces, e = p->inner * (c + 1) / pieces;
+    part[task] = fold_init(f);
+    fold_span(f, p, group_offset(p->nk, p->kshape, p->kstride, o), b, e, &part[task]);
+  }
+  for (int64_t o = 0; o < p->outer; o++) {
+    out[o] = part[o * pieces];
+    for (int64_t c = 1; c < pieces; c++) fold_merge(f, &out[o], part[o * pieces + c]);
+  }
+  free(part);
 }
 
-/* ---- entry points ------------------------------------------------------ */
+/* ---- columns: whole rows of outputs at a time ------------------------------
+ * The innermost kept dim (K outputs) is contiguous in the input. For each of
+ * the P combinations of the other kept dims, every reduced position adds a
+ * contiguous row of K elements into K accumulators. */
+
+static bool columns_fit(const plan *p) {
+  return p->nk >= 1 && p->kstride[p->nk - 1] == 1 && p->kshape[p->nk - 1] >= 16 &&
+         (p->nr == 0 || p->rs != 1);
+}
+
+/* Accumulates reduced positions [r0, r1) of prefix pi, columns [c0, c1). */
+static void column_block(const fold *f, const plan *p, int64_t pi, int64_t r0, int64_t r1,
+                         int64_t c0, int64_t c1, acc *a) {
+  /* tiles of columns keep their accumulators in cache while the rows stream by */
+  enum { TILE = 4096 };
+  int64_t base = group_offset(p->nk - 1, p->kshape, p->kstride, pi);
+  for (int64_t t0 = c0; t0 < c1; t0 += TILE) {
+    int64_t w = c1 - t0 < TILE ? c1 - t0 : TILE, r = r0;
+    for (; r + 4 <= r1; r += 4) {
+      const char *x[4];
+      for (int q = 0; q < 4; q++)
+        x[q] = p->data + (base + t0 + group_offset(p->nr, p->rshape, p->rstride, r + q)) * p->es;
+      f->k.row4(a + t0, x, w, f->p);
+    }
+    for (; r < r1; r++) {
+      int64_t off = base + t0 + group_offset(p->nr, p->rshape, p->rstride, r);
+      f->k.row(a + t0, p->data + off * p->es, w, f->p);
+    }
+  }
+}
+
+static void reduce_columns(const fold *f, const plan *p, acc *out) {
+  int nt = num_threads();
+  int64_t K = p->kshape[p->nk - 1], P = p->outer / K, R = p->inner;
+  bool par = nt > 1 && p->outer * p->inner > PARALLEL_GRAIN;
+#pragma omp parallel for if (par) schedule(static)
+  for (int64_t o = 0; o < p->outer; o++) out[o] = fold_init(f);
+  if (!par || P >= 2 * nt) { /* one prefix per task */
+#pragma omp parallel for if (par) schedule(static)
+    for (int64_t pi = 0; pi < P; pi++) column_block(f, p, pi, 0, R, 0, K, out + pi * K);
+    return;
+  }
+  if (K >= 64 * nt) { /* wide rows: each thread owns a band of columns */
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int c = 0; c < nt; c++) {
+      int64_t c0 = (K * c / nt) & ~(int64_t)15, c1 = c + 1 == nt ? K : (K * (c + 1) / nt) & ~(int64_t)15;
+      for (int64_t pi = 0; pi < P; pi++) column_block(f, p, pi, 0, R, c0, c1, out + pi * K);
+    }
+    return;
+  }
+  /* narrow rows, few prefixes: each thread folds a share of the reduced
+   * positions into its own accumulators, merged at the end */
+  acc *part = malloc(sizeof(acc) * (size_t)(p->outer * (nt - 1)));
+  if (!part) {
+    for (int64_t pi = 0; pi < P; pi++) column_block(f, p, pi, 0, R, 0, K, out + pi * K);
+    return;
+  }
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int c = 0; c < nt; c++) {
+    acc *a = c ? part + (c - 1) * p->outer : out;
+    if (c)
+      for (int64_t o = 0; o < p->outer; o++) a[o] = fold_init(f);
+    int64_t r0 = R * c / nt, r1 = R * (c + 1) / nt;
+    for (int64_t pi = 0; pi < P; pi++) column_block(f, p, pi, r0, r1, 0, K, a + pi * K);
+  }
+  for (int c = 1; c < nt; c++)
+    for (int64_t o = 0; o < p->outer; o++) fold_merge(f, &out[o], part[(c - 1) * p->outer + o]);
+  free(part);
+}
+
+/* ---- entry points -------------------------------------------------------- */
 
 /* Marks the reduced dims; ndims == 0 means all. -1 on a bad or repeated dim. */
 static int reduced_dims(const char *op, const fc_tensor *t, int ndims, const int *dims, bool *reduce) {
   memset(reduce, 0, sizeof(bool) * FC_MAX_DIMS);
+  if (ndims < 0) FAIL_INT("%s: ndims = %d is negative", op, ndims);
+  if (ndims > 0 && !dims) FAIL_INT("%s: %d dims given but the dims array is NULL", op, ndims);
   if (ndims == 0) {
     for (int d = 0; d < t->ndim; d++) reduce[d] = true;
     return 0;
   }
+  bool seen0 = false; /* a 0-dim tensor accepts dim 0 / -1 once */
   for (int i = 0; i < ndims; i++) {
     int d = wrap_dim(op, dims[i], t->ndim);
     if (d < 0) return -1;
-    if (t->ndim == 0) continue;
-    if (reduce[d]) FAIL_INT("%s: dim %d appears more than once", op, dims[i]);
-    reduce[d] = true;
+    bool *mark = t->ndim ? &reduce[d] : &seen0;
+    if (*mark) FAIL_INT("%s: dim %d appears more than once", op, dims[i]);
+    *mark = true;
   }
   return 0;
 }
@@ -248,56 +531,74 @@ static bool reduces_empty(const fc_tensor *t, const bool *reduce) {
   return false;
 }
 
-/* Runs a fold into a new tensor of out_dtype; doubles are stored converted. */
+/* What happens to a float accumulator before it is stored. */
+typedef enum { POST_NONE, POST_MEAN, POST_SQRT, POST_ROOT } post_kind;
+
+static void store(const fold *f, post_kind post, int64_t count, acc *a, fc_tensor *out) {
+  int64_t n = out->numel;
+  char *o = elem_ptr(out);
+  if (int_acc(f)) {
+#pragma omp parallel for if (n > PARALLEL_GRAIN) schedule(static)
+    for (int64_t k = 0; k < n; k++) {
+      int64_t v = a[k].i;
+      switch (out->dtype) {
+      case FC_INT64: ((int64_t *)o)[k] = v; break;
+      case FC_INT32: ((int32_t *)o)[k] = (int32_t)v; break;
+      case FC_BOOL: ((uint8_t *)o)[k] = v != 0; break;
+      case FC_UINT8: ((uint8_t *)o)[k] = (uint8_t)v; break;
+      default: store_from_double(o + k * fc_dtype_size(out->dtype), out->dtype, (double)v);
+      }
+    }
+    return;
+  }
+  double root = f->p ? 1 / f->p : 1;
+#pragma omp parallel for if (n > PARALLEL_GRAIN) schedule(static)
+  for (int64_t k = 0; k < n; k++) {
+    double x = a[k].f;
+    if (post == POST_MEAN) x /= (double)count; /* 0/0: the mean of nothing is NaN */
+    else if (post == POST_SQRT) x = sqrt(x);
+    else if (post == POST_ROOT) x = pow(x, root);
+    if (out->dtype == FC_FLOAT32) ((float *)o)[k] = (float)x;
+    else if (out->dtype == FC_FLOAT64) ((double *)o)[k] = x;
+    else store_from_double(o + k * fc_dtype_size(out->dtype), out->dtype, x);
+  }
+}
+
+/* Runs a fold into a new tensor of out_dtype. */
 static fc_tensor *reduce_op(const char *op, fc_tensor *t, int ndims, const int *dims, int keepdim,
-                            fold f, int out_dtype, bool empty_ok) {
+                            reduce_kind kind, double pw, post_kind post, int out_dtype, bool empty_ok) {
   if (check_same_device(op, 1, (const fc_tensor *const[]){t}) < 0) return NULL;
   bool reduce[FC_MAX_DIMS];
   if (reduced_dims(op, t, ndims, dims, reduce) < 0) return NULL;
   if (!empty_ok && reduces_empty(t, reduce))
     FAIL("%s: cannot reduce over an empty dim of a tensor of shape %s", op, SHAPE(t));
+  fc_tensor *src = t;
+  if (is_half_dtype(t->dtype)) { /* halves are read from a float32 copy */
+    int prev = grad_mode_push(false);
+    src = fc_to_dtype(t, FC_FLOAT32);
+    grad_mode_pop(prev);
+    if (!src) return NULL;
+  }
   plan p;
-  make_plan(t, reduce, &p);
+  make_plan(src, reduce, &p);
+  fold f = make_fold(kind, src->dtype, pw);
   fc_tensor *out = out_shaped(t, reduce, keepdim, out_dtype);
-  if (!out) return NULL;
-  double *acc = malloc(sizeof(double) * (size_t)(p.outer + 1));
-  if (!acc) {
-    fc_release(out);
-    FAIL("%s: out of memory", op);
-  }
-  if (p.inner == 0) {
-    for (int64_t o = 0; o < p.outer; o++) acc[o] = fold_init(f.kind);
-  } else {
-    reduce_to_doubles(&f, t, &p, acc);
-  }
-  char *o = elem_ptr(out);
-  int es = fc_dtype_size(out_dtype);
-  for (int64_t i = 0; i < p.outer; i++) store_from_double(o + i * es, out_dtype, acc[i]);
-  free(acc);
-  return out;
-}
-
-/* int64 sums and products stay exact: they are folded in integer arithmetic. */
-static fc_tensor *integer_fold(const char *op, fc_tensor *t, int ndims, const int *dims, int keepdim,
-                               bool product) {
-  bool reduce[FC_MAX_DIMS];
-  if (reduced_dims(op, t, ndims, dims, reduce) < 0) return NULL;
-  plan p;
-  make_plan(t, reduce, &p);
-  fc_tensor *out = out_shaped(t, reduce, keepdim, FC_INT64);
-  if (!out) return NULL;
-  int64_t *o = (int64_t *)elem_ptr(out);
-  int es = fc_dtype_size(t->dtype);
-  const char *data = (const char *)t->storage->data;
-  for (int64_t i = 0; i < p.outer; i++) {
-    uint64_t acc = product;
-    int64_t base = t->offset + group_offset(p.nk, p.kshape, p.kstride, i);
-    for (int64_t r = 0; r < p.inner; r++) {
-      const char *e = data + (base + group_offset(p.nr, p.rshape, p.rstride, r)) * es;
-      int64_t v = t->dtype == FC_INT64 ? *(const int64_t *)e : (int64_t)load_as_double(e, t->dtype);
-      acc = product ? acc * (uint64_t)v : acc + (uint64_t)v;
+  acc *a = out ? malloc(sizeof(acc) * (size_t)(p.outer + 1)) : NULL;
+  if (out && !a) fc_set_error("%s: out of memory", op);
+  if (a) {
+    if (p.inner == 0) {
+      for (int64_t o = 0; o < p.outer; o++) a[o] = fold_init(&f);
+    } else if (p.outer > 0) {
+      if (columns_fit(&p)) reduce_columns(&f, &p, a);
+      else reduce_rows(&f, &p, a);
     }
-    o[i] = (int64_t)acc;
+    store(&f, post, p.inner, a, out);
+  }
+  free(a);
+  if (src != t) fc_release(src);
+  if (out && !a) {
+    fc_release(out);
+    return NULL;
   }
   return out;
 }
@@ -321,48 +622,35 @@ static fc_tensor *record_reduce(const char *op, backward_fn fn, fc_tensor *out, 
   return out;
 }
 
+/* Sums and products of integers and bools are int64, as in PyTorch. */
+static int widened(int dtype) { return is_float_dtype(dtype) ? dtype : FC_INT64; }
+
 fc_tensor *fc_sum(fc_tensor *t, int ndims, const int *dims, int keepdim) {
   if (check_same_device("sum", 1, (const fc_tensor *const[]){t}) < 0) return NULL;
-  if (!is_float_dtype(t->dtype)) return integer_fold("sum", t, ndims, dims, keepdim, false);
-  fc_tensor *out = reduce_op("sum", t, ndims, dims, keepdim, (fold){R_SUM, 0}, t->dtype, true);
+  fc_tensor *out = reduce_op("sum", t, ndims, dims, keepdim, R_SUM, 0, POST_NONE, widened(t->dtype), true);
   return record_reduce("sum", sum_backward, out, t, ndims, dims);
 }
 
 fc_tensor *fc_prod(fc_tensor *t, int ndims, const int *dims, int keepdim) {
   if (check_same_device("prod", 1, (const fc_tensor *const[]){t}) < 0) return NULL;
-  if (!is_float_dtype(t->dtype)) return integer_fold("prod", t, ndims, dims, keepdim, true);
-  if (grad_needed(1, &t)) FAIL("prod: backward is not implemented yet; detach() the input");
-  return reduce_op("prod", t, ndims, dims, keepdim, (fold){R_PROD, 0}, t->dtype, true);
+  if (is_float_dtype(t->dtype) && grad_needed(1, &t))
+    FAIL("prod: backward is not implemented yet; detach() the input");
+  return reduce_op("prod", t, ndims, dims, keepdim, R_PROD, 0, POST_NONE, widened(t->dtype), true);
 }
 
 fc_tensor *fc_mean(fc_tensor *t, int ndims, const int *dims, int keepdim) {
   if (check_same_device("mean", 1, (const fc_tensor *const[]){t}) < 0) return NULL;
   if (!is_float_dtype(t->dtype))
     FAIL("mean: needs a floating point tensor, got %s; convert it first", DTYPE(t));
-  int prev = grad_mode_push(false);
-  fc_tensor *s = fc_sum(t, ndims, dims, keepdim);
-  grad_mode_pop(prev);
-  if (!s) return NULL;
-  double count = s->numel ? (double)t->numel / (double)s->numel : 0;
-  if (t->numel == 0 && s->numel) { /* every output folds zero elements */
-    fc_fill_(s, NAN);
-    count = 1;
-  }
-  fc_tensor *c = fc_scalar(count, s->dtype, s->device);
-  int rc = c ? fc_div_(s, c) : -1;
-  fc_release(c);
-  if (rc < 0) {
-    fc_release(s);
-    return NULL;
-  }
-  return record_reduce("mean", mean_backward, s, t, ndims, dims);
+  fc_tensor *out = reduce_op("mean", t, ndims, dims, keepdim, R_SUM, 0, POST_MEAN, t->dtype, true);
+  return record_reduce("mean", mean_backward, out, t, ndims, dims);
 }
 
 static int extreme_backward(fc_node *n, fc_tensor *g, fc_tensor **gi);
 
 static fc_tensor *extreme(const char *op, fc_tensor *t, int ndims, const int *dims, int keepdim,
                           reduce_kind k) {
-  fc_tensor *out = reduce_op(op, t, ndims, dims, keepdim, (fold){k, 0}, t->dtype, false);
+  fc_tensor *out = reduce_op(op, t, ndims, dims, keepdim, k, 0, POST_NONE, t ? t->dtype : 0, false);
   out = record_reduce(op, extreme_backward, out, t, ndims, dims);
   if (out && out->grad_fn) {
     node_save(out->grad_fn, t);
@@ -378,43 +666,64 @@ fc_tensor *fc_amin(fc_tensor *t, int ndims, const int *dims, int keepdim) {
 }
 
 fc_tensor *fc_all(fc_tensor *t, int ndims, const int *dims, int keepdim) {
-  return reduce_op("all", t, ndims, dims, keepdim, (fold){R_ALL, 0}, FC_BOOL, true);
+  return reduce_op("all", t, ndims, dims, keepdim, R_ALL, 0, POST_NONE, FC_BOOL, true);
 }
 fc_tensor *fc_any(fc_tensor *t, int ndims, const int *dims, int keepdim) {
-  return reduce_op("any", t, ndims, dims, keepdim, (fold){R_ANY, 0}, FC_BOOL, true);
+  return reduce_op("any", t, ndims, dims, keepdim, R_ANY, 0, POST_NONE, FC_BOOL, true);
 }
 
-/* p-norms: 2 (default), 1, inf, -inf, 0 (count of non-zeros), any other p. */
-fc_tensor *fc_norm(fc_tensor *t, double p, int ndims, const int *dims, int keepdim) {
-  if (check_same_device("norm", 1, (const fc_tensor *const[]){t}) < 0) return NULL;
-  if (!is_float_dtype(t->dtype)) FAIL("norm: needs a floating point tensor, got %s", DTYPE(t));
-  if (p == 2 || p == 1) { /* differentiable compositions */
-    fc_tensor *a = p == 2 ? fc_mul(t, t) : fc_abs(t);
-    fc_tensor *s = a ? fc_sum(a, ndims, dims, keepdim) : NULL;
-    fc_tensor *r = s && p == 2 ? fc_sqrt(s) : fc_retain(s);
-    fc_release(a);
-    fc_release(s);
-    return r;
+/* float16/bfloat16 in, float32 through f, their dtype out (differentiably). */
+typedef fc_tensor *(*float_fn)(fc_tensor *t, int ndims, const int *dims, double a, int keepdim);
+static fc_tensor *via_float32(float_fn f, fc_tensor *t, int ndims, const int *dims, double a, int keepdim) {
+  fc_tensor *x = fc_to_dtype(t, FC_FLOAT32);
+  fc_tensor *r = x ? f(x, ndims, dims, a, keepdim) : NULL;
+  fc_tensor *back = r ? fc_to_dtype(r, t->dtype) : NULL;
+  fc_release(x), fc_release(r);
+  return back;
+}
+
+/* The differentiable compositions of the p-norms. */
+static fc_tensor *norm_composed(fc_tensor *t, int ndims, const int *dims, double p, int keepdim) {
+  fc_tensor *a = fc_abs(t), *r = NULL;
+  if (!a) return NULL;
+  if (p == INFINITY) r = fc_amax(a, ndims, dims, keepdim);
+  else if (p == -INFINITY) r = fc_amin(a, ndims, dims, keepdim);
+  else if (p == 1) r = fc_sum(a, ndims, dims, keepdim);
+  else {
+    fc_tensor *e = fc_scalar(p, t->dtype, t->device), *ie = fc_scalar(1 / p, t->dtype, t->device);
+    fc_tensor *ap = p == 2 ? fc_mul(t, t) : e ? fc_pow(a, e) : NULL;
+    fc_tensor *s = ap ? fc_sum(ap, ndims, dims, keepdim) : NULL;
+    r = s ? (p == 2 ? fc_sqrt(s) : ie ? fc_pow(s, ie) : NULL) : NULL;
+    fc_release(e), fc_release(ie), fc_release(ap), fc_release(s);
   }
-  if (grad_needed(1, &t)) FAIL("norm: backward is implemented for p = 1 and 2 only");
-  fold f = {p == INFINITY ? R_ABSMAX : p == -INFINITY ? R_ABSMIN : p == 0 ? R_NONZERO : R_ABSPOW, p};
-  fc_tensor *r = reduce_op("norm", t, ndims, dims, keepdim, f, t->dtype, true);
-  if (r && f.kind == R_ABSPOW) {
-    fc_tensor *e = fc_scalar(1 / p, t->dtype, t->device);
-    int rc = e ? fc_pow_(r, e) : -1;
-    fc_release(e);
-    if (rc < 0) {
-      fc_release(r);
-      return NULL;
-    }
-  }
+  fc_release(a);
   return r;
 }
 
-/* var = sum((x - mean)^2) / (N - correction), composed so it differentiates. */
-fc_tensor *fc_var(fc_tensor *t, int ndims, const int *dims, int correction, int keepdim) {
-  if (check_same_device("var", 1, (const fc_tensor *const[]){t}) < 0) return NULL;
-  if (!is_float_dtype(t->dtype)) FAIL("var: needs a floating point tensor, got %s", DTYPE(t));
+/* p-norms: 2 (the default), 1, inf, -inf, 0 (count of non-zeros), any other p.
+ * Without autograd each is one pass; with it, a composition of differentiable ops. */
+fc_tensor *fc_norm(fc_tensor *t, double p, int ndims, const int *dims, int keepdim) {
+  if (check_same_device("norm", 1, (const fc_tensor *const[]){t}) < 0) return NULL;
+  if (!is_float_dtype(t->dtype)) FAIL("norm: needs a floating point tensor, got %s", DTYPE(t));
+  if (p != p) FAIL("norm: p is NaN");
+  bool infinite = p == INFINITY || p == -INFINITY;
+  if (grad_needed(1, &t) && p != 0) {
+    bool reduce[FC_MAX_DIMS];
+    if (reduced_dims("norm", t, ndims, dims, reduce) < 0) return NULL;
+    if (infinite && reduces_empty(t, reduce))
+      FAIL("norm: cannot reduce over an empty dim of a tensor of shape %s", SHAPE(t));
+    if (is_half_dtype(t->dtype)) return via_float32(norm_composed, t, ndims, dims, p, keepdim);
+    return norm_composed(t, ndims, dims, p, keepdim);
+  }
+  reduce_kind k = p == 2 ? R_SQSUM : p == 1 ? R_ABSSUM : p == INFINITY ? R_ABSMAX
+                : p == -INFINITY ? R_ABSMIN : p == 0 ? R_NONZERO : R_ABSPOW;
+  post_kind post = p == 2 ? POST_SQRT : k == R_ABSPOW ? POST_ROOT : POST_NONE;
+  return reduce_op("norm", t, ndims, dims, keepdim, k, p, post, t->dtype, !infinite);
+}
+
+/* var = sum((x - mean)^2) / max(0, N - correction), composed so it
+ * differentiates; two passes over the data keep it accurate. */
+static fc_tensor *var_f(fc_tensor *t, int ndims, const int *dims, double correction, int keepdim) {
   bool reduce[FC_MAX_DIMS];
   if (reduced_dims("var", t, ndims, dims, reduce) < 0) return NULL;
   int64_t count = 1;
@@ -423,32 +732,39 @@ fc_tensor *fc_var(fc_tensor *t, int ndims, const int *dims, int correction, int 
   fc_tensor *m = fc_mean(t, ndims, dims, 1);
   fc_tensor *dev = m ? fc_sub(t, m) : NULL, *sq = dev ? fc_mul(dev, dev) : NULL;
   fc_tensor *s = sq ? fc_sum(sq, ndims, dims, keepdim) : NULL;
-  double denom = (double)(count - correction);
+  double denom = (double)count - correction;
   fc_tensor *c = s ? fc_scalar(denom > 0 ? denom : 0, s->dtype, s->device) : NULL;
   fc_tensor *r = c ? fc_div(s, c) : NULL;
   fc_release(m), fc_release(dev), fc_release(sq), fc_release(s), fc_release(c);
   return r;
 }
 
+fc_tensor *fc_var(fc_tensor *t, int ndims, const int *dims, int correction, int keepdim) {
+  if (check_same_device("var", 1, (const fc_tensor *const[]){t}) < 0) return NULL;
+  if (!is_float_dtype(t->dtype)) FAIL("var: needs a floating point tensor, got %s", DTYPE(t));
+  if (correction < 0) FAIL("var: correction = %d is negative", correction);
+  if (is_half_dtype(t->dtype)) return via_float32(var_f, t, ndims, dims, correction, keepdim);
+  return var_f(t, ndims, dims, correction, keepdim);
+}
+
 fc_tensor *fc_std(fc_tensor *t, int ndims, const int *dims, int correction, int keepdim) {
+  if (check_same_device("std", 1, (const fc_tensor *const[]){t}) < 0) return NULL;
+  if (!is_float_dtype(t->dtype)) FAIL("std: needs a floating point tensor, got %s", DTYPE(t));
   fc_tensor *v = fc_var(t, ndims, dims, correction, keepdim);
   fc_tensor *r = v ? fc_sqrt(v) : NULL;
   fc_release(v);
   return r;
 }
 
-/* log(sum(exp(x))) shifted by the max so it neither overflows nor underflows. */
-fc_tensor *fc_logsumexp(fc_tensor *t, int ndims, const int *dims, int keepdim) {
-  if (check_same_device("logsumexp", 1, (const fc_tensor *const[]){t}) < 0) return NULL;
-  if (!is_float_dtype(t->dtype)) FAIL("logsumexp: needs a floating point tensor, got %s", DTYPE(t));
+/* log(sum(exp(x - m))) + m with m the max, so it neither overflows nor
+ * underflows; where m is infinite the shift is 0 (no inf - inf). */
+static fc_tensor *lse_f(fc_tensor *t, int ndims, const int *dims, double unused, int keepdim) {
   int prev = grad_mode_push(false);
-  fc_tensor *m = reduce_op("logsumexp", t, ndims, dims, 1, (fold){R_MAX, 0}, t->dtype, false);
-  grad_mode_pop(prev);
-  if (!m) return NULL;
-  /* an all -inf (or inf) slice would give inf - inf: shift by 0 there */
-  fc_tensor *am = fc_abs(m), *inf = fc_scalar(INFINITY, t->dtype, t->device);
+  fc_tensor *m = reduce_op("logsumexp", t, ndims, dims, 1, R_MAX, 0, POST_NONE, t->dtype, true);
+  fc_tensor *am = m ? fc_abs(m) : NULL, *inf = fc_scalar(INFINITY, t->dtype, t->device);
   fc_tensor *isf = am && inf ? fc_lt(am, inf) : NULL, *zero = fc_scalar(0, t->dtype, t->device);
   fc_tensor *shift = isf && zero ? fc_where(isf, m, zero) : NULL;
+  grad_mode_pop(prev);
   fc_tensor *d = shift ? fc_sub(t, shift) : NULL, *e = d ? fc_exp(d) : NULL;
   fc_tensor *s = e ? fc_sum(e, ndims, dims, 1) : NULL, *l = s ? fc_log(s) : NULL;
   fc_tensor *r = l ? fc_add(l, shift) : NULL;
@@ -465,7 +781,17 @@ fc_tensor *fc_logsumexp(fc_tensor *t, int ndims, const int *dims, int keepdim) {
     fc_release(r);
     r = v;
   }
+  (void)unused;
   return r;
+}
+
+fc_tensor *fc_logsumexp(fc_tensor *t, int ndims, const int *dims, int keepdim) {
+  if (check_same_device("logsumexp", 1, (const fc_tensor *const[]){t}) < 0) return NULL;
+  if (!is_float_dtype(t->dtype)) FAIL("logsumexp: needs a floating point tensor, got %s", DTYPE(t));
+  bool reduce[FC_MAX_DIMS];
+  if (reduced_dims("logsumexp", t, ndims, dims, reduce) < 0) return NULL;
+  if (is_half_dtype(t->dtype)) return via_float32(lse_f, t, ndims, dims, 0, keepdim);
+  return lse_f(t, ndims, dims, 0, keepdim);
 }
 
 /* ---- gradients ---------------------------------------------------------- */
