@@ -281,7 +281,7 @@ local function flatten_into(data, shape, depth, buf, pos, kind)
       buf[pos] = data and 1 or 0
     elseif tx == 'number' then
       kind.num = true
-      if data ~= floor(data) then kind.float = true end
+      if data ~= floor(data) or data == huge or data == -huge then kind.float = true end
       buf[pos] = data
     elseif tx == 'table' then
       raise('tensor: nested table is deeper than its first element suggests (ragged data)')
