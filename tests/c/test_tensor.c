@@ -182,6 +182,29 @@ TEST(half_conversion_exact_cases) {
   fc_release(t);
 }
 
+/* Contiguous runs convert in hardware (F16C), strided ones in software:
+ * both must give the same bits, including subnormals, inf and rounding ties. */
+TEST(half_paths_agree) {
+  fc_manual_seed(2);
+  fc_tensor *r = fc_randn(2, (int64_t[]){1000, 2}, FC_FLOAT32, CPU);
+  float *v = fc_data_ptr(r);
+  v[0] = 65520.0f;   /* rounds to inf */
+  v[2] = 1e-6f;      /* subnormal */
+  v[4] = 2049.0f;    /* a tie: rounds to even 2048 */
+  v[6] = -0.0f;
+  for (int i = 8; i < 2000; i += 2) v[i] *= (float)(i % 7 == 0 ? 1e-5 : 1e3);
+  fc_tensor *col = fc_select(r, 1, 0), *dense = fc_contiguous(col);
+  fc_tensor *soft = fc_to_dtype(col, FC_FLOAT16), *hard = fc_to_dtype(dense, FC_FLOAT16);
+  CHECK(soft && hard && memcmp(fc_data_ptr(soft), fc_data_ptr(hard), 2000) == 0);
+  fc_tensor *pair = fc_stack(2, (fc_tensor *[]){soft, soft}, 1), *sh = fc_select(pair, 1, 0); /* strided */
+  fc_tensor *back_hard = fc_to_dtype(soft, FC_FLOAT32), *back_soft = fc_to_dtype(sh, FC_FLOAT32);
+  CHECK(back_hard && back_soft && memcmp(fc_data_ptr(back_hard), fc_data_ptr(back_soft), 4000) == 0);
+  const uint16_t *bits = fc_data_ptr(hard);
+  CHECK(bits[0] == 0x7c00 && bits[1] == 0x0011 && bits[2] == 0x6800 && bits[3] == 0x8000);
+  fc_release(back_hard), fc_release(back_soft), fc_release(sh), fc_release(pair), fc_release(soft), fc_release(hard);
+  fc_release(dense), fc_release(col), fc_release(r);
+}
+
 TEST(fill_strided_and_types) {
   fc_tensor *t = fc_zeros(2, (int64_t[]){3, 4}, FC_INT32, CPU);
   fc_tensor *col = fc_select(t, 1, 2);
@@ -243,6 +266,7 @@ int main(void) {
   RUN(copy_broadcasts_and_converts);
   RUN(dtype_round_trips);
   RUN(half_conversion_exact_cases);
+  RUN(half_paths_agree);
   RUN(fill_strided_and_types);
   RUN(free_then_use_errors);
   RUN(memory_accounting);
