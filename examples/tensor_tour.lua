@@ -1,59 +1,73 @@
--- examples/tensor_tour.lua — a short tour of fastc's tensors.
+-- examples/tensor_tour.lua — a first tour of fastc's tensors.
+--
 --   build/fastlua examples/tensor_tour.lua
--- Every line also works typed into the REPL (`build/fastlua`), where fc is
--- already loaded; that is why this file uses globals.
+--
+-- Every line also works pasted into the REPL (`build/fastlua`, where the
+-- package is already the global `fc`): each statement fits on one line and
+-- the tour uses globals, so later lines see earlier ones. In the REPL a
+-- bare expression prints itself: type `t` instead of `print(t)`.
 fc = require 'fastc'
-fc.manual_seed(0)
+fc.manual_seed(0)                                   -- the same random numbers on every run
 
-print('-- creation: nested tables, sizes as varargs or a table, options last')
-a = fc.tensor({{1, 2, 3}, {4, 5, 6}})         -- whole numbers give int64, like PyTorch
-b = fc.tensor({{0.5, -1}, {2, 0.25}})           -- any fraction gives float32
-print(a, b)
-print(fc.zeros(2, 3), fc.ones({2}, {dtype = 'float64'}), fc.arange(0, 1, 0.25), fc.eye(3))
-print(fc.randn(2, 3), fc.randint(1, 7, {5}))
+-- Creation. A tensor prints its values, then its dtype and size.
+t = fc.tensor({{1, 2, 3, 4}, {5, 6, 7, 8}, {9, 10, 11, 12}})
+print(t)                                            -- whole numbers make int64, as in PyTorch
+print(fc.tensor({0.5, -1, 2}))                      -- any fraction makes float32
+print(fc.zeros(2, 3))                               -- sizes as arguments ...
+print(fc.ones({2, 3}, {dtype = 'float64'}))         -- ... or as a table, then options
+print(fc.arange(1, 6))                              -- 1..5: arange excludes its end, like PyTorch
+print(fc.linspace(0, 1, 5))
+print(fc.randn(2, 3))                               -- standard normal samples
+print(t:size(), t:size(2), t:dim(), t:numel(), t.dtype)
 
-print('-- arithmetic broadcasts and promotes types like PyTorch')
-x = a:float()
-print(x * 2 + 1, x / fc.tensor({1, 2, 3}), (x - x:mean()):relu(), x ^ 2)
-print(x:gt(3), fc.where(x:gt(3), x, 0), x:exp():log())
+-- Arithmetic works elementwise and broadcasts like NumPy/PyTorch.
+x = t:float()                                       -- a float32 copy
+print(x * 2 + 1)                                    -- with numbers
+print(x + fc.tensor({10, 20, 30, 40}))              -- [3,4] + [4]: the row repeats down
+print(x / x:sum(2, true))                           -- [3,4] / [3,1]: each row over its sum
+print(x:gt(6))                                      -- comparisons give bool tensors
+print((x - 6):relu():sqrt())                        -- and math functions as methods
 
-print('-- dims and positions count from 1; negative ones from the end')
-print(a:size(), a:size(1), a:size(-1), #a, a:dim(), a:numel())
-print(a[2], a[2][3], a[{1, -1}], a[{{}, {2, 3}}], a[{2, {1, 3, 2}}])
-c = fc.zeros(3, 3)
-c[2] = 1                                      -- a row
-c[{{}, 3}] = fc.tensor({7, 8, 9})             -- a column
+-- Indexing counts from 1, as everything in Lua; negative from the end.
+print(t[2])                                         -- row 2: a view, no copy
+print(t[2][3], t[{2, 3}])                           -- one element, as a Lua number
+print(t[{1, {2, 4}}])                               -- row 1, columns 2 to 4 (both included)
+print(t[{{}, -1}])                                  -- every row, the last column
+print(t[{{2, 3}, {1, 2}}])                          -- a 2x2 block
+c = t:clone()                                       -- assigning writes into the tensor:
+c[{1, {2, 4}}] = 0                                  -- a slice gets a number ...
+c[{{}, 1}] = fc.tensor({-1, -2, -3})                -- ... or a tensor of its shape
 print(c)
 
-print('-- views share memory; reshape copies only when it must')
-v = x:view(3, 2)
-print(v, x:t(), x:t():is_contiguous(), x:t():reshape(6), x:unsqueeze(1):size())
+-- Reductions: the whole tensor, or along a dim (dims count from 1 too).
+print(x:sum())                                      -- a 0-dim tensor ...
+print(x:sum():item())                               -- ... and its Lua number
+print(x:sum(1))                                     -- down the columns
+print(x:mean(2))                                    -- along each row
+values, indices = x:max(2)                          -- the max of each row and where it is
+print(values)
+print(indices)                                      -- positions are 1-based
+print(x:argmax())                                   -- of the flattened tensor
 
-print('-- reductions: values and 1-based indices')
-print(x:sum(), x:sum(1), x:mean(2), x:std(), x:max())
-values, indices = x:max(2)
-print(values, indices, x:argmax(), x:sort(2, true), x:cumsum(2))
+-- Matrix products go to OpenBLAS.
+w = fc.randn(4, 2)
+print(x:matmul(w))                                  -- [3,4] x [4,2] -> [3,2]
+print(fc.matmul(x, x:t()))                          -- x:t() is a transposed view, not a copy
 
-print('-- linear algebra through OpenBLAS')
-print(x:matmul(x:t()), fc.tensor({1.0, 2}):dot(fc.tensor({3.0, 4})))
+-- dtypes convert with :to(name) or the short methods.
+print(x:half())
+print(x:to('int32'))
+print((x / 3):long())                               -- float to integer truncates toward zero
+print(t.dtype, t:float().dtype, (t + 0.5).dtype)    -- int64 + fraction promotes to float32
 
-print('-- joining and indexing')
-print(fc.cat({a, a}, 1):size(), fc.stack({a, a}):size(), a:index_select(2, {3, 1}))
-print(a:gather(2, fc.tensor({{1}, {3}})), a:masked_select(a:gt(3)), fc.one_hot({1, 3}, 3))
-
-print('-- dtypes')
-print(x:half(), x:to('bfloat16'), x:long(), x:bool():all())
-
-print('-- autograd')
-w = fc.randn(3, 2):requires_grad_()
-loss = (x:matmul(w)):tanh():sum()
-loss:backward()
-print(loss, w.grad)
-
-print('-- errors name the op, the shapes and your line; they never crash')
-ok, err = pcall(function() return x + fc.ones(4) end)
+-- Errors are Lua errors naming the op, the shapes and your line. Catch
+-- them with pcall; nothing crashes and the tensors stay usable.
+ok, err = pcall(function() return x + fc.ones(5) end)
 print(err)
 ok, err = pcall(function() return x:matmul(x) end)
 print(err)
-ok, err = pcall(function() return x:sum(3) end)
+ok, err = pcall(function() return t[{4, 1}] end)
 print(err)
+ok, err = pcall(function() return t:mean() end)
+print(err)                                          -- the fix: t:float():mean()
+print(t:float():mean())

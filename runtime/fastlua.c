@@ -13,6 +13,7 @@
 #include <lua.h>
 #include <luajit.h>
 #include <lualib.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,25 +34,33 @@ static lua_State *globalL; /* for the SIGINT handler and tab completion */
 /* Prints the message on top of the stack (if any) and pops it. stdout is
  * flushed first so piped output keeps the order the user saw. */
 static void report(lua_State *L, int status) {
-  if (status == 0 || lua_isnil(L, -1)) return;
-  const char *msg = lua_tostring(L, -1);
-  fflush(stdout);
-  fprintf(stderr, "%s: %s\n", progname, msg ? msg : "(error object is not a string)");
-  fflush(stderr);
+  if (status == 0) return;
+  if (!lua_isnil(L, -1)) {
+    const char *msg = lua_tostring(L, -1);
+    fflush(stdout);
+    fprintf(stderr, "%s: %s\n", progname, msg ? msg : "(error object is not a string)");
+    fflush(stderr);
+  }
   lua_pop(L, 1);
 }
 
 /* The message handler: appends a traceback; a non-string error object is
- * shown through its __tostring when it has one (a tensor, say). */
+ * shown through its __tostring when it has one (a tensor, say). error()
+ * with no value stays nil, which exits 1 silently: busted ends so. */
 static int traceback(lua_State *L) {
+  if (lua_isnoneornil(L, 1)) return 1;
   if (!lua_isstring(L, 1)) {
-    if (luaL_callmeta(L, 1, "__tostring") && lua_isstring(L, -1)) lua_replace(L, 1);
-    else lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1)), lua_replace(L, 1);
+    if (!luaL_callmeta(L, 1, "__tostring") || !lua_isstring(L, -1))
+      lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    lua_replace(L, 1);
   }
+  lua_settop(L, 1);
   lua_getglobal(L, "debug");
-  if (!lua_istable(L, -1)) return 1; /* the script replaced `debug` */
-  lua_getfield(L, -1, "traceback");
-  if (!lua_isfunction(L, -1)) return 1;
+  if (lua_istable(L, -1)) lua_getfield(L, -1, "traceback");
+  if (!lua_isfunction(L, -1)) { /* the script replaced `debug` */
+    lua_settop(L, 1);
+    return 1;
+  }
   lua_pushvalue(L, 1);
   lua_pushinteger(L, 2);
   lua_call(L, 2, 1);
@@ -59,15 +68,27 @@ static int traceback(lua_State *L) {
 }
 
 /* Ctrl-C cannot unwind Lua from a signal handler; it arms a hook instead,
- * which raises "interrupted" at the next call, return or instruction count. */
+ * which raises "interrupted" at the next call, return or instruction count.
+ * A loop running wholly in JIT-compiled code never reaches a hook (LuaJIT
+ * runs no hooks in traces), so a second Ctrl-C ends the process. */
+static volatile sig_atomic_t interrupt_pending;
+
 static void stop_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   lua_sethook(L, NULL, 0, 0);
+  interrupt_pending = 0;
   luaL_error(L, "interrupted");
 }
 
 static void on_sigint(int sig) {
-  signal(sig, SIG_DFL); /* a second Ctrl-C kills a process stuck in C */
+  (void)sig;
+  if (interrupt_pending) {
+    static const char msg[] = "\nfastlua: interrupted twice, exiting\n";
+    ssize_t n = write(2, msg, sizeof msg - 1);
+    (void)n;
+    _exit(130);
+  }
+  interrupt_pending = 1;
   lua_sethook(globalL, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 
@@ -78,28 +99,33 @@ static int docall(lua_State *L, int narg, int nres) {
   lua_pushcfunction(L, traceback);
   lua_insert(L, base);
   globalL = L;
+  interrupt_pending = 0;
   signal(SIGINT, on_sigint);
   int status = lua_pcall(L, narg, nres, base);
   signal(SIGINT, SIG_DFL);
   lua_sethook(L, NULL, 0, 0); /* a Ctrl-C that came too late to fire */
+  interrupt_pending = 0;
   lua_remove(L, base);
   return status;
 }
 
 /* ---- set-up -------------------------------------------------------------- */
 
-/* Prepends FASTC_LUA_PATH, the build tree's lua/ (next to the executable's
- * directory) and the installed Lua dir to package.path. */
+/* Prepends FASTC_LUA_PATH, the lua/ dir beside the executable's own dir
+ * (build/fastlua -> lua/, the source tree) and the installed Lua dir to
+ * package.path. The first is resolved so tracebacks show short paths. */
 static void set_paths(lua_State *L) {
-  char exe[4096];
+  char exe[PATH_MAX], dir[PATH_MAX + 8], lua_dir[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   exe[n > 0 ? n : 0] = 0;
   char *slash = strrchr(exe, '/');
   if (slash) *slash = 0;
+  snprintf(dir, sizeof dir, "%s/../lua", exe);
+  const char *tree = realpath(dir, lua_dir) ? lua_dir : dir;
   const char *extra = getenv("FASTC_LUA_PATH");
   lua_getglobal(L, "package");
-  lua_pushfstring(L, "%s%s%s/../lua/?.lua;%s/../lua/?/init.lua;%s/?.lua;%s/?/init.lua;", extra ? extra : "",
-                  extra ? ";" : "", exe, exe, FASTC_LUA_DIR, FASTC_LUA_DIR);
+  lua_pushfstring(L, "%s%s%s/?.lua;%s/?/init.lua;%s/?.lua;%s/?/init.lua;", extra ? extra : "",
+                  extra ? ";" : "", tree, tree, FASTC_LUA_DIR, FASTC_LUA_DIR);
   lua_getfield(L, -2, "path");
   lua_concat(L, 2);
   lua_setfield(L, -2, "path");
@@ -164,8 +190,21 @@ static int interactive; /* stdin is a terminal: libedit, prompts, history */
 
 /* One line without its newline (malloc'd), or NULL at end of input. Piped
  * input gets no prompts, so its output holds only what the code printed. */
+/* Ctrl-C at the prompt drops the line (or the unfinished chunk) instead
+ * of ending the session: libedit gives up on the line, and we go on. */
+static volatile sig_atomic_t prompt_interrupted;
+static void on_prompt_sigint(int sig) { (void)sig, prompt_interrupted = 1; }
+
 static char *read_line(const char *prompt) {
-  if (interactive) return readline(prompt);
+  if (interactive) {
+    prompt_interrupted = 0;
+    signal(SIGINT, on_prompt_sigint);
+    char *line = readline(prompt);
+    signal(SIGINT, SIG_DFL);
+    if (line || !prompt_interrupted) return line;
+    putchar('\n');
+    return strdup("");
+  }
   char *line = NULL;
   size_t cap = 0;
   ssize_t n = getline(&line, &cap, stdin);
@@ -238,9 +277,9 @@ static int read_chunk(lua_State *L) {
       return status;
     }
     lua_pop(L, 1);
-    lua_pushfstring(L, "\n%s", more);
+    if (prompt_interrupted) lua_pop(L, 1), lua_pushliteral(L, ""); /* drop it all */
+    else lua_pushfstring(L, "\n%s", more), lua_concat(L, 2);
     free(more);
-    lua_concat(L, 2);
   }
 }
 
@@ -289,28 +328,47 @@ static void collect_keys(lua_State *L, int idx, const char *stem) {
   }
 }
 
-/* The keys of the value at the top, then of its __index tables up the
- * class chain. Tensors are cdata, whose metatable Lua cannot reach: their
- * methods come from package.loaded.fastc.Tensor. */
+/* fc.nn modules keep parameters, buffers and submodules in registry
+ * tables reached through an __index function: offer those names too. */
+static void collect_registries(lua_State *L, const char *stem) {
+  static const char *registries[] = {"_parameters", "_buffers", "_modules"};
+  for (int i = 0; i < 3; i++) {
+    lua_pushstring(L, registries[i]);
+    lua_rawget(L, -2);
+    if (lua_istable(L, -1)) collect_keys(L, lua_gettop(L), stem);
+    lua_pop(L, 1);
+  }
+}
+
+/* Tensors are cdata, whose metatable Lua cannot reach: their methods come
+ * from package.loaded.fastc.Tensor. */
+static void collect_tensor_methods(lua_State *L, const char *stem) {
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "loaded");
+  lua_getfield(L, -1, "fastc");
+  if (!lua_istable(L, -1)) return;
+  lua_getfield(L, -1, "is_tensor");
+  lua_pushvalue(L, -5);
+  lua_call(L, 1, 1);
+  int is_tensor = lua_toboolean(L, -1);
+  lua_getfield(L, -2, "Tensor");
+  if (is_tensor && lua_istable(L, -1)) collect_keys(L, lua_gettop(L), stem);
+}
+
+/* The keys of the value at the top, then up its chain of metatables: an
+ * __index table is searched next; behind an __index function the methods
+ * usually sit in the metatable itself (a class), so that comes next. */
 static void collect_fields(lua_State *L, const char *stem) {
+  if (lua_istable(L, -1)) collect_registries(L, stem);
+  if (lua_type(L, -1) > LUA_TTHREAD) { /* cdata */
+    collect_tensor_methods(L, stem);
+    return;
+  }
   for (int depth = 0; depth < 8; depth++) {
     if (lua_istable(L, -1)) collect_keys(L, lua_gettop(L), stem);
-    if (lua_type(L, -1) > LUA_TTHREAD) { /* cdata */
-      lua_getglobal(L, "package");
-      lua_getfield(L, -1, "loaded");
-      lua_getfield(L, -1, "fastc");
-      if (!lua_istable(L, -1)) return;
-      lua_getfield(L, -1, "is_tensor");
-      lua_pushvalue(L, -5);
-      lua_call(L, 1, 1);
-      int is_tensor = lua_toboolean(L, -1);
-      lua_getfield(L, -2, "Tensor");
-      if (is_tensor && lua_istable(L, -1)) collect_keys(L, lua_gettop(L), stem);
-      return;
-    }
     if (!lua_getmetatable(L, -1)) return;
     lua_getfield(L, -1, "__index");
-    if (!lua_istable(L, -1)) return;
+    if (!lua_istable(L, -1)) lua_pop(L, 1);
   }
 }
 
@@ -361,16 +419,17 @@ static char **complete(const char *text, int start, int end) {
 
 /* ---- the REPL ---------------------------------------------------------- */
 
+/* ~/.fastlua_history, or "" without a home to keep it in. */
 static void history_path(char *buf, size_t size) {
   const char *home = getenv("HOME");
-  snprintf(buf, size, "%s/.fastlua_history", home ? home : ".");
+  snprintf(buf, size, "%s%s", home ? home : "", home ? "/.fastlua_history" : "");
 }
 
 static void repl(lua_State *L) {
-  char history[4096];
+  char history[PATH_MAX] = "";
   if (interactive) {
     history_path(history, sizeof history);
-    read_history(history); /* a missing or unreadable file is fine */
+    if (*history) read_history(history); /* a missing or unreadable file is fine */
     stifle_history(1000);
     rl_readline_name = "fastlua";
     rl_attempted_completion_function = complete;
@@ -386,10 +445,11 @@ static void repl(lua_State *L) {
     if (status == 0) print_results(L);
     else report(L, status);
     lua_settop(L, 0);
+    fflush(stdout); /* piped output keeps pace with the input */
   }
   if (interactive) {
     putchar('\n');
-    write_history(history);
+    if (*history) write_history(history);
   }
 }
 
@@ -399,7 +459,12 @@ static int preload_fc(lua_State *L) {
   lua_getglobal(L, "require");
   lua_pushstring(L, "fastc");
   if (lua_pcall(L, 1, 1, 0) != 0) {
-    fprintf(stderr, "%s: warning: require 'fastc' failed: %s\n", progname, lua_tostring(L, -1));
+    const char *msg = lua_tostring(L, -1);
+    if (!msg) msg = "?";
+    int n = (int)strcspn(msg, "\n"); /* "not found" goes on to list every path tried */
+    if (n > 0 && msg[n - 1] == ':') n--;
+    fprintf(stderr, "%s: warning: require 'fastc' failed: %.*s (FASTC_LUA_PATH adds Lua dirs)\n",
+            progname, n, msg);
     lua_pop(L, 1);
     return 0;
   }
