@@ -6,7 +6,7 @@ local fc, Tensor, H = core.fc, core.Tensor, core.H
 local extensions = {
   'fastc.ext_math', 'fastc.ext_indexing', 'fastc.print',
   'fastc.ext_reduce', 'fastc.ext_index', 'fastc.ext_linalg', 'fastc.ext_autograd',
-  'fastc.ext_io', 'fastc.ext_idx', 'fastc.ext_loss', 'fastc.ext_conv', 'fastc.ext_norm',
+  'fastc.ext_io', 'fastc.ext_idx', 'fastc.ext_loss', 'fastc.functional', 'fastc.ext_conv', 'fastc.ext_norm',
   'fastc.nn', 'fastc.optim',
 }
 for _, name in ipairs(extensions) do
