@@ -5,6 +5,7 @@
  * transparently, so one path serves both. */
 #include "internal.h"
 #include <errno.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 typedef struct idx_type { uint8_t code; int dtype; int size; } idx_type;
@@ -45,6 +46,29 @@ static void to_native(char *data, int64_t n, const idx_type *t) {
   }
 }
 
+/* The header may claim any size: refuse more data than the file can hold
+ * before allocating, so a corrupt header fails at once instead of asking
+ * for terabytes. A plain file holds its size minus the header; deflate
+ * expands at most 1032:1. */
+static int check_claim(const char *path, gzFile f, int ndim, const int64_t *shape, int size) {
+  struct stat st;
+  if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) return 0; /* a pipe: let the read tell */
+  bool gz = !gzdirect(f);
+  int64_t avail = gz ? (int64_t)st.st_size * 1032 + 1024 : (int64_t)st.st_size - 4 - 4 * ndim;
+  int64_t need = size;
+  for (int d = 0; d < ndim; d++)
+    if (shape[d] == 0) return 0;
+  for (int d = 0; d < ndim; d++) {
+    if (shape[d] > avail / need)
+      FAIL_INT("read_idx: '%s' is truncated: its header gives shape %s of %d-byte elements, more "
+               "than %s %lld bytes%s", path, dims_str(ndim, shape, (char[96]){0}, 96), size,
+               gz ? "its" : "the", (long long)(gz ? st.st_size : avail),
+               gz ? " can hold compressed" : " of data hold");
+    need *= shape[d];
+  }
+  return 0;
+}
+
 fc_tensor *fc_read_idx(const char *path) {
   if (!path) FAIL("read_idx: path is NULL");
   gzFile f = gzopen(path, "rb");
@@ -76,6 +100,7 @@ fc_tensor *fc_read_idx(const char *path) {
     }
     shape[d] = (int64_t)((uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3]);
   }
+  if (check_claim(path, f, ndim, shape, type->size) < 0) goto done;
   t = fc_empty(ndim, shape, type->dtype, (fc_device){FC_CPU, 0});
   if (!t) goto done;
   if (read_all(f, fc_data_ptr(t), (size_t)(t->numel * type->size)) < 0) {
