@@ -16,14 +16,21 @@ void contiguous_strides(int ndim, const int64_t *shape, int64_t *stride) {
   }
 }
 
+/* Sizes must be non-negative and their product must not overflow. */
 static int check_shape(const char *op, int ndim, const int64_t *shape) {
   if (ndim < 0 || ndim > FC_MAX_DIMS)
     FAIL_INT("%s: %d dims requested, at most %d supported", op, ndim, FC_MAX_DIMS);
-  for (int i = 0; i < ndim; i++)
-    if (shape[i] < 0) {
-      char b[96];
-      FAIL_INT("%s: negative size in shape %s", op, dims_str(ndim, shape, b, 96));
-    }
+  int64_t total = 1;
+  bool empty = false;
+  for (int i = 0; i < ndim; i++) {
+    if (shape[i] < 0) FAIL_INT("%s: negative size in shape %s", op, dims_str(ndim, shape, (char[96]){0}, 96));
+    empty |= shape[i] == 0;
+  }
+  for (int i = 0; i < ndim && !empty; i++) {
+    if (shape[i] > ((int64_t)1 << 50) / total)
+      FAIL_INT("%s: shape %s is too large", op, dims_str(ndim, shape, (char[96]){0}, 96));
+    total *= shape[i];
+  }
   return 0;
 }
 
@@ -198,6 +205,7 @@ void fc_free(fc_tensor *t) {
 /* ---- element access --------------------------------------------------- */
 
 int fc_is_contiguous(const fc_tensor *t) {
+  if (t->numel == 0) return 1; /* as in PyTorch: nothing to lay out */
   int64_t expected = 1;
   for (int i = t->ndim - 1; i >= 0; i--) {
     if (t->shape[i] == 1) continue;

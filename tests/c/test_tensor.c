@@ -30,6 +30,11 @@ TEST(creation_errors) {
   CHECK_ERR(fc_empty(1, (int64_t[]){2}, 42, CPU), "invalid dtype");
   CHECK_ERR(fc_empty(1, (int64_t[]){2}, FC_FLOAT32, ((fc_device){FC_CUDA, 0})), "CUDA backend");
   CHECK_ERR(fc_empty(1, (int64_t[]){(int64_t)1 << 60}, FC_FLOAT32, CPU), "too large");
+  int64_t huge8[8] = {1L << 31, 1L << 31, 1L << 31, 1L << 31, 1L << 31, 1L << 31, 1L << 31, 1L << 31};
+  CHECK_ERR(fc_empty(8, huge8, FC_FLOAT32, CPU), "too large"); /* the product would overflow */
+  fc_tensor *e = fc_empty(3, (int64_t[]){2, 0, 4}, FC_FLOAT32, CPU);
+  CHECK(e && fc_is_contiguous(e));
+  fc_release(e);
 }
 
 TEST(from_buffer_converts) {
