@@ -18,6 +18,8 @@
 /* "[2,3,4]" into buf; returns buf. Several may be live in one message. */
 const char *shape_str(const fc_tensor *t, char *buf, size_t n);
 const char *dims_str(int ndim, const int64_t *shape, char *buf, size_t n);
+/* "1st", "2nd", ... for a 0-based position. */
+const char *ordinal(int64_t i, char *buf, size_t size);
 #define SHAPE(t) shape_str((t), (char[96]){0}, 96)
 #define DTYPE(t) fc_dtype_name((t)->dtype)
 

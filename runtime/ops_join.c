@@ -11,13 +11,6 @@
 static bool needs_grad(const fc_node *n, int i) { return n->next[i] || n->leaf[i]; }
 
 /* "1st", "2nd", ... for the 0-based position i. */
-static const char *ordinal(int64_t i, char *buf, size_t size) {
-  long long n = (long long)i + 1;
-  const char *suffix = "th";
-  if (n % 100 < 11 || n % 100 > 13) suffix = n % 10 == 1 ? "st" : n % 10 == 2 ? "nd" : n % 10 == 3 ? "rd" : "th";
-  snprintf(buf, size, "%lld%s", n, suffix);
-  return buf;
-}
 #define ORD(i) ordinal((i), (char[24]){0}, 24)
 
 /* Records a one-input node for `out`; on failure releases out. */

@@ -185,6 +185,16 @@ const char *shape_str(const fc_tensor *t, char *buf, size_t n) {
   return dims_str(t->ndim, t->shape, buf, n);
 }
 
+/* "1st", "2nd", ... for the 0-based position i: reads right whether the
+ * caller counts from 0 (C) or from 1 (Lua). */
+const char *ordinal(int64_t i, char *buf, size_t size) {
+  long long n = (long long)i + 1;
+  const char *suffix = "th";
+  if (n % 100 < 11 || n % 100 > 13) suffix = n % 10 == 1 ? "st" : n % 10 == 2 ? "nd" : n % 10 == 3 ? "rd" : "th";
+  snprintf(buf, size, "%lld%s", n, suffix);
+  return buf;
+}
+
 int wrap_dim(const char *op, int dim, int ndim) {
   int n = ndim > 0 ? ndim : 1; /* a 0-dim tensor accepts dim 0 and -1 */
   if (dim < -n || dim >= n)
