@@ -65,3 +65,71 @@ void expect_tensor(const char *file, int line, fc_tensor *t, int dtype, int ndim
   free(got);
   fc_release(t);
 }
+
+fc_tensor *apply_one(fc_tensor **inputs, void *ctx) { return ((unary_grad_fn)ctx)(inputs[0]); }
+
+static double weighted_sum(fc_tensor *out, const double *g) {
+  double *v = malloc(sizeof(double) * (size_t)(out->numel + 1)), s = 0;
+  fc_to_doubles(out, v);
+  for (int64_t i = 0; i < out->numel; i++) s += v[i] * g[i];
+  free(v);
+  return s;
+}
+
+static double loss_at(grad_fn f, fc_tensor **in, void *ctx, const double *g) {
+  fc_set_grad_enabled(0);
+  fc_tensor *out = f(in, ctx);
+  fc_set_grad_enabled(1);
+  double s = out ? weighted_sum(out, g) : NAN;
+  fc_release(out);
+  return s;
+}
+
+/* The k-th logical element of a float64 tensor, wherever its strides put it. */
+static double *element_at(fc_tensor *t, int64_t flat) {
+  int64_t off = t->offset;
+  for (int d = t->ndim - 1; d >= 0; d--) {
+    off += (flat % t->shape[d]) * t->stride[d];
+    flat /= t->shape[d];
+  }
+  return (double *)t->storage->data + off;
+}
+
+void check_gradients(const char *file, int line, const char *name, grad_fn f, int n, fc_tensor **in,
+                     void *ctx, double h, double tol, int stride) {
+  for (int i = 0; i < n; i++) fc_set_requires_grad(in[i], 1);
+  fc_tensor *out = f(in, ctx);
+  if (!out) {
+    harness_fail(file, line, "%s: forward failed: %s", name, fc_last_error());
+    return;
+  }
+  fc_tensor *G = fc_randn(out->ndim, out->shape, FC_FLOAT64, CPU);
+  double *g = malloc(sizeof(double) * (size_t)(out->numel + 1));
+  fc_to_doubles(G, g);
+  if (fc_backward(out, G, 0) < 0) harness_fail(file, line, "%s: backward failed: %s", name, fc_last_error());
+  for (int i = 0; i < n; i++) {
+    fc_tensor *grad = fc_get_grad(in[i]);
+    double *an = malloc(sizeof(double) * (size_t)(in[i]->numel + 1));
+    if (grad) fc_to_doubles(grad, an);
+    for (int64_t k = 0; k < in[i]->numel; k += stride) {
+      double *x = element_at(in[i], k), x0 = *x;
+      *x = x0 + h;
+      double up = loss_at(f, in, ctx, g);
+      *x = x0 - h;
+      double down = loss_at(f, in, ctx, g);
+      *x = x0;
+      double num = (up - down) / (2 * h), ana = grad ? an[k] : 0;
+      if (fabs(num - ana) > tol * (1 + fabs(num))) {
+        harness_fail(file, line, "%s: d/d input %d [%lld]: backward %.9g, numeric %.9g", name, i,
+                     (long long)k, ana, num);
+        break;
+      }
+    }
+    free(an);
+    fc_release(grad);
+    fc_set_grad(in[i], NULL);
+  }
+  free(g);
+  fc_release(G);
+  fc_release(out);
+}

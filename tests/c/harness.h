@@ -39,4 +39,18 @@ void expect_tensor(const char *file, int line, fc_tensor *t, int dtype, int ndim
 #define EXPECT(t, dtype, shape, tol, ...) expect_tensor(__FILE__, __LINE__, t, dtype, \
   sizeof((int64_t[])shape) / sizeof(int64_t), (int64_t[])shape, (double[]){__VA_ARGS__}, tol)
 #define EXPECT0(t, dtype, tol, v) expect_tensor(__FILE__, __LINE__, t, dtype, 0, NULL, (double[]){v}, tol)
+
+/* ---- gradient checks -------------------------------------------------------
+ * L = sum(f(inputs) * G) for a random G: dL/dx from backward must match the
+ * central difference (L(x + h) - L(x - h)) / 2h, within tol relative, on
+ * every `stride`-th element of each input (float64, possibly strided).
+ * The inputs are set to require grad; their grads are cleared after. */
+typedef fc_tensor *(*grad_fn)(fc_tensor **inputs, void *ctx);
+void check_gradients(const char *file, int line, const char *name, grad_fn f, int n, fc_tensor **inputs,
+                     void *ctx, double h, double tol, int stride);
+#define GRADCHECK(name, f, n, inputs, ctx) \
+  check_gradients(__FILE__, __LINE__, name, f, n, inputs, ctx, 1e-6, 1e-5, 1)
+/* For a function of one tensor, passed as ctx. */
+typedef fc_tensor *(*unary_grad_fn)(fc_tensor *x);
+fc_tensor *apply_one(fc_tensor **inputs, void *ctx);
 #endif

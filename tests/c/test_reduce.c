@@ -744,51 +744,10 @@ TEST(sort_topk_against_naive) {
 
 /* ---- gradients (float64 finite differences) ---------------------------- */
 
-static double weighted(fc_tensor *out, const double *g) {
-  double *v = malloc(sizeof(double) * (size_t)(out->numel + 1)), s = 0;
-  fc_to_doubles(out, v);
-  for (int64_t i = 0; i < out->numel; i++) s += v[i] * g[i];
-  free(v);
-  return s;
-}
-
 typedef fc_tensor *(*fn1)(fc_tensor *x);
 
 static void gradcheck1(const char *name, fn1 f, fc_tensor *x) {
-  fc_set_requires_grad(x, 1);
-  fc_tensor *out = f(x);
-  if (!out) {
-    harness_fail(__FILE__, __LINE__, "%s: %s", name, fc_last_error());
-    return;
-  }
-  fc_tensor *G = fc_randn(out->ndim, out->shape, FC_FLOAT64, CPU);
-  double *g = malloc(sizeof(double) * (size_t)(out->numel + 1));
-  fc_to_doubles(G, g);
-  if (fc_backward(out, G, 0) < 0) harness_fail(__FILE__, __LINE__, "%s backward: %s", name, fc_last_error());
-  fc_tensor *grad = fc_get_grad(x);
-  double *an = malloc(sizeof(double) * (size_t)(x->numel + 1));
-  if (grad) fc_to_doubles(grad, an);
-  double *xd = fc_data_ptr(x);
-  fc_set_grad_enabled(0);
-  for (int64_t k = 0; k < x->numel; k++) {
-    double x0 = xd[k];
-    xd[k] = x0 + 1e-6;
-    fc_tensor *u = f(x);
-    xd[k] = x0 - 1e-6;
-    fc_tensor *d = f(x);
-    xd[k] = x0;
-    double num = (weighted(u, g) - weighted(d, g)) / 2e-6;
-    fc_release(u), fc_release(d);
-    if (fabs(num - (grad ? an[k] : 0)) > 1e-5 * (1 + fabs(num))) {
-      harness_fail(__FILE__, __LINE__, "%s [%lld]: backward %.9g numeric %.9g", name, (long long)k,
-                   grad ? an[k] : 0, num);
-      break;
-    }
-  }
-  fc_set_grad_enabled(1);
-  fc_set_grad(x, NULL);
-  free(g), free(an);
-  fc_release(grad), fc_release(G), fc_release(out);
+  check_gradients(__FILE__, __LINE__, name, apply_one, 1, &x, (void *)f, 1e-6, 1e-5, 1);
 }
 
 static fc_tensor *f_sum_all(fc_tensor *x) { return fc_sum(x, 0, NULL, 0); }
