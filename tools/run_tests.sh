@@ -16,6 +16,7 @@ for t in "$BUILD"/tests/test_*; do
   passed=$((passed + p)); failed=$((failed + f))
   [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && failed=$((failed + 1))
 done
+export FASTLUA="$PWD/$BUILD/fastlua"  # the spec of fastlua drives this very build
 out=$("$BUILD"/fastlua tools/busted.lua -o tools/busted_summary.lua tests/lua 2>&1); rc=$?
 printf '%s\n' "$out" | grep -v -E '^[0-9]+ passed, [0-9]+ failed'
 line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -n 1)
