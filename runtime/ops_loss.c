@@ -1,465 +1,694 @@
-/* ops_loss.c — softmax, log_softmax and the losses, with their backward.
+/* ops_loss.c — loss functions with torch.nn.functional's semantics, forward
+ * and backward.
  *
- * Softmax-family ops work on rows: the class dim is moved last (a copy only
- * when it is not already the contiguous last dim) and each row is one fused
- * pass — max, sum of exp, write. cross_entropy fuses log_softmax with the
- * negative log likelihood and never builds a one-hot. */
+ * Class losses (cross_entropy, nll_loss) see the input as [N, C, S]: N
+ * samples, C classes along dim 1, S = the product of any further dims, so
+ * N * S rows of C classes. cross_entropy fuses log_softmax and nll: per row
+ * it takes the log-sum-exp from ops_softmax.c's kernels and reads the
+ * target's logit, never materialising log-probabilities or a one-hot; its
+ * gradient, scale * softmax minus the target's share, is one pass per row.
+ *
+ * Pointwise losses (mse, l1, smooth_l1, binary cross entropy with and
+ * without logits) run one loop that writes each element's loss or sums it;
+ * sums go by fixed-size chunks added in order, so a result never depends on
+ * the thread count. All compute in float32 or float64 (half types via
+ * float32) and give the input's floating dtype. */
 #include "internal.h"
 #include <stdlib.h>
 
-/* ---- rows along a dim ----------------------------------------------------- */
+/* Row kernels from ops_softmax.c (groups of rows of a contiguous
+ * [outer, C, inner] tensor; see there). */
+int64_t softmax_groups(int64_t outer, int64_t inner);
+void softmax_group(int64_t g, int64_t C, int64_t inner, int64_t *row, int64_t *nrows,
+                   int64_t *offset, int64_t *rs, int64_t *cs);
+void softmax_lse_f32(const float *x, int64_t n, int64_t C, int64_t cs, float *lse);
+void softmax_lse_f64(const double *x, int64_t n, int64_t C, int64_t cs, double *lse);
+void softmax_scaled_f32(float *y, const float *x, int64_t n, int64_t C, int64_t cs,
+                        const float *lse, const float *scale);
+void softmax_scaled_f64(double *y, const double *x, int64_t n, int64_t C, int64_t cs,
+                        const double *lse, const double *scale);
+enum { GROUP = 64 }; /* the most rows softmax_group gives */
 
-/* t with dim d moved last, contiguous, as float32 or float64 (new ref). */
-static fc_tensor *rows_last(fc_tensor *t, int d, int dtype) {
-  int perm[FC_MAX_DIMS], n = 0;
-  for (int i = 0; i < t->ndim; i++)
-    if (i != d) perm[n++] = i;
-  perm[n] = d;
-  int prev = grad_mode_push(false);
-  fc_tensor *p = t->ndim ? fc_permute(t, t->ndim, perm) : fc_retain(t);
-  fc_tensor *c = p ? fc_to_dtype(p, dtype) : NULL, *r = c ? fc_contiguous(c) : NULL;
-  grad_mode_pop(prev);
-  fc_release(p), fc_release(c);
-  return r;
+/* ---- shared helpers ------------------------------------------------------ */
+
+static bool needs(const fc_node *n, int i) { return n->next[i] || n->leaf[i]; }
+
+/* A tensor's first element, or NULL for a missing tensor (an unused operand). */
+static void *data(const fc_tensor *t) { return t ? elem_ptr(t) : NULL; }
+
+static int check_reduction(const char *op, int reduction) {
+  if (reduction != FC_REDUCE_NONE && reduction != FC_REDUCE_MEAN && reduction != FC_REDUCE_SUM)
+    FAIL_INT("%s: reduction must be FC_REDUCE_NONE (0), FC_REDUCE_MEAN (1) or FC_REDUCE_SUM (2), "
+             "got %d", op, reduction);
+  return 0;
 }
 
-/* The inverse of rows_last for a result laid out like it. */
-static fc_tensor *rows_back(fc_tensor *m, int d, int dtype) {
-  int n = m->ndim, perm[FC_MAX_DIMS];
-  for (int i = 0, k = 0; i < n; i++) perm[i] = i == d ? n - 1 : k++;
-  int prev = grad_mode_push(false);
-  fc_tensor *p = n ? fc_permute(m, n, perm) : fc_retain(m);
-  fc_tensor *c = p ? fc_contiguous(p) : NULL, *r = c ? fc_to_dtype(c, dtype) : NULL;
-  grad_mode_pop(prev);
-  fc_release(p), fc_release(c);
-  return r;
+static int compute_dtype(int dtype) { return dtype == FC_FLOAT64 ? FC_FLOAT64 : FC_FLOAT32; }
+
+/* A contiguous copy of t in `dtype`, expanded to `shape` when given (or t
+ * itself when it already is that), made outside autograd. */
+static fc_tensor *dense(fc_tensor *t, int dtype, int ndim, const int64_t *shape) {
+  int previous = grad_mode_push(false);
+  fc_tensor *e = shape ? fc_expand(t, ndim, shape) : fc_retain(t);
+  fc_tensor *c = e ? fc_to_dtype(e, dtype) : NULL, *d = c ? fc_contiguous(c) : NULL;
+  grad_mode_pop(previous);
+  fc_release(e);
+  fc_release(c);
+  return d;
 }
 
-#define SOFTMAX_ROWS(T, EXP, LOG)                                                  \
-  static void softmax_rows_##T(const T *x, T *y, int64_t R, int64_t L, bool take_log) { \
-    _Pragma("omp parallel for if (R * L > PARALLEL_GRAIN) schedule(static)")     \
-    for (int64_t r = 0; r < R; r++) {                                              \
-      const T *xr = x + r * L;                                                     \
-      T *yr = y + r * L, m = -INFINITY, s = 0;                                     \
-      for (int64_t j = 0; j < L; j++) m = xr[j] > m ? xr[j] : m;                   \
-      if (m == -INFINITY) m = 0; /* an all -inf row: keep exp finite */            \
-      for (int64_t j = 0; j < L; j++) s += EXP(xr[j] - m);                         \
-      if (take_log) {                                                              \
-        T ls = LOG(s); /* (x - m) - log s keeps precision for large x */           \
-        for (int64_t j = 0; j < L; j++) yr[j] = (xr[j] - m) - ls;                  \
-      } else {                                                                     \
-        T inv = 1 / s;                                                             \
-        for (int64_t j = 0; j < L; j++) yr[j] = EXP(xr[j] - m) * inv;              \
-      }                                                                            \
-    }                                                                              \
-  }
-SOFTMAX_ROWS(float, expf, logf)
-SOFTMAX_ROWS(double, exp, log)
-
-/* Softmax backward: dx = y (g - sum(g y)); log_softmax: dx = g - exp(y) sum(g). */
-#define SOFTMAX_GRAD_ROWS(T, EXP)                                                              \
-  static void softmax_grad_rows_##T(const T *y, const T *g, T *dx, int64_t R, int64_t L, bool take_log) { \
-    _Pragma("omp parallel for if (R * L > PARALLEL_GRAIN) schedule(static)")                 \
-    for (int64_t r = 0; r < R; r++) {                                                          \
-      const T *yr = y + r * L, *gr = g + r * L;                                                \
-      T *dr = dx + r * L, s = 0;                                                               \
-      if (take_log) {                                                                          \
-        for (int64_t j = 0; j < L; j++) s += gr[j];                                            \
-        for (int64_t j = 0; j < L; j++) dr[j] = gr[j] - EXP(yr[j]) * s;                        \
-      } else {                                                                                 \
-        for (int64_t j = 0; j < L; j++) s += gr[j] * yr[j];                                    \
-        for (int64_t j = 0; j < L; j++) dr[j] = yr[j] * (gr[j] - s);                           \
-      }                                                                                        \
-    }                                                                                          \
-  }
-SOFTMAX_GRAD_ROWS(float, expf)
-SOFTMAX_GRAD_ROWS(double, exp)
-
-static int softmax_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
-  int d = (int)n->iarg[0], dtype = n->saved[0]->dtype == FC_FLOAT64 ? FC_FLOAT64 : FC_FLOAT32;
-  bool log = n->iarg[1];
-  fc_tensor *y = rows_last(n->saved[0], d, dtype), *gr = y ? rows_last(g, d, dtype) : NULL;
-  fc_tensor *dx = gr ? fc_empty_like(y) : NULL;
-  if (dx) {
-    int64_t L = y->ndim ? y->shape[y->ndim - 1] : 1, R = L ? y->numel / L : 0;
-    if (dtype == FC_FLOAT64) softmax_grad_rows_double(fc_data_ptr(y), fc_data_ptr(gr), fc_data_ptr(dx), R, L, log);
-    else softmax_grad_rows_float(fc_data_ptr(y), fc_data_ptr(gr), fc_data_ptr(dx), R, L, log);
-    gi[0] = rows_back(dx, d, g->dtype);
-  }
-  fc_release(y), fc_release(gr), fc_release(dx);
-  return gi[0] ? 0 : -1;
+static bool same_shape(int na, const int64_t *a, int nb, const int64_t *b) {
+  if (na != nb) return false;
+  for (int i = 0; i < na; i++)
+    if (a[i] != b[i]) return false;
+  return true;
 }
 
-static fc_tensor *softmax_op(const char *op, fc_tensor *t, int dim, bool log) {
-  if (check_same_device(op, 1, (const fc_tensor *const[]){t}) < 0) return NULL;
-  int d = wrap_dim(op, dim, t->ndim);
-  if (d < 0) return NULL;
-  int dtype = t->dtype == FC_FLOAT64 ? FC_FLOAT64 : FC_FLOAT32;
-  fc_tensor *x = rows_last(t, d, dtype), *y = x ? fc_empty_like(x) : NULL;
-  if (!y) {
-    fc_release(x);
+/* A tensor of `dtype` from double values (a 0-dim one when ndim == 0). */
+static fc_tensor *from_doubles(const double *v, int ndim, const int64_t *shape, int dtype,
+                               fc_device dev) {
+  int c = compute_dtype(dtype);
+  fc_tensor *t = fc_empty(ndim, shape, c, dev);
+  if (!t) return NULL;
+  if (c == FC_FLOAT64) memcpy(elem_ptr(t), v, sizeof(double) * (size_t)t->numel);
+  else
+    for (int64_t i = 0; i < t->numel; i++) ((float *)elem_ptr(t))[i] = (float)v[i];
+  if (c == dtype) return t;
+  fc_tensor *h = fc_to_dtype(t, dtype);
+  fc_release(t);
+  return h;
+}
+
+/* The loss as the caller asked: each element's, or their sum or mean. */
+static fc_tensor *reduced(const double *v, int64_t count, double denom, int reduction, int ndim,
+                          const int64_t *shape, int dtype, fc_device dev) {
+  if (reduction == FC_REDUCE_NONE) return from_doubles(v, ndim, shape, dtype, dev);
+  double total = 0;
+  for (int64_t i = 0; i < count; i++) total += v[i];
+  if (reduction == FC_REDUCE_MEAN) total /= denom; /* 0 / 0 is NaN, as in PyTorch */
+  return fc_scalar(total, dtype, dev);
+}
+
+/* ---- class losses -------------------------------------------------------- */
+
+typedef struct class_loss {
+  const char *op;
+  bool fused;      /* cross_entropy (logits) rather than nll_loss (log-probabilities) */
+  bool probs;      /* class-probability targets rather than class indices */
+  int dtype;       /* compute dtype */
+  int reduction;
+  int64_t N, C, S; /* the input seen as [N, C, S] */
+  int64_t base, ignore;
+  double eps;      /* label smoothing */
+  double *w, wsum; /* per-class weights (NULL: all 1) and their sum */
+  double denom;    /* the mean's divisor */
+} class_loss;
+
+static void class_dims(class_loss *L, int ndim, const int64_t *shape) {
+  L->N = ndim == 1 ? 1 : shape[0];
+  L->C = ndim == 1 ? shape[0] : shape[1];
+  L->S = 1;
+  for (int d = 2; d < ndim; d++) L->S *= shape[d];
+}
+
+/* The shape of one loss per row: the input's without its class dim. */
+static int row_shape(const fc_tensor *input, int64_t *shape) {
+  if (input->ndim == 1) return 0;
+  shape[0] = input->shape[0];
+  for (int d = 2; d < input->ndim; d++) shape[d - 1] = input->shape[d];
+  return input->ndim - 1;
+}
+
+/* Weights as doubles (C of them) and their sum; NULL weight: none. */
+static int load_weights(class_loss *L, fc_tensor *weight) {
+  L->w = NULL;
+  L->wsum = (double)L->C;
+  if (!weight) return 0;
+  if (!(L->w = malloc(sizeof(double) * (size_t)(L->C + 1))))
+    FAIL_INT("%s: out of memory", L->op);
+  fc_to_doubles(weight, L->w);
+  L->wsum = 0;
+  for (int64_t c = 0; c < L->C; c++) L->wsum += L->w[c];
+  return 0;
+}
+
+static int check_class_args(class_loss *L, fc_tensor *input, fc_tensor *target, fc_tensor *weight) {
+  const char *op = L->op;
+  if (check_reduction(op, L->reduction) < 0) return -1;
+  if (!is_float_dtype(input->dtype))
+    FAIL_INT("%s: input must be floating point, got %s", op, DTYPE(input));
+  if (input->ndim == 0)
+    FAIL_INT("%s: input must have a class dim ([C], [N,C] or [N,C,d1,...]), got shape []", op);
+  class_dims(L, input->ndim, input->shape);
+  int64_t rows[FC_MAX_DIMS];
+  int nr = row_shape(input, rows);
+  bool index_shaped = same_shape(target->ndim, target->shape, nr, rows);
+  if (is_float_dtype(target->dtype)) {
+    if (!L->fused)
+      FAIL_INT("%s: target must hold class indices (int64), got %s", op, DTYPE(target));
+    if (index_shaped && !same_shape(target->ndim, target->shape, input->ndim, input->shape))
+      FAIL_INT("%s: target of shape %s holds class indices but is %s; pass int64 (or class "
+               "probabilities shaped like the input %s)", op, SHAPE(target), DTYPE(target),
+               SHAPE(input));
+    if (!same_shape(target->ndim, target->shape, input->ndim, input->shape))
+      FAIL_INT("%s: class-probability target of shape %s does not match input of shape %s", op,
+               SHAPE(target), SHAPE(input));
+    if (L->ignore != FC_NO_INDEX)
+      FAIL_INT("%s: ignore_index is not supported with class-probability targets", op);
+    L->probs = true;
+  } else if (target->dtype == FC_INT64 || target->dtype == FC_INT32) {
+    if (!index_shaped)
+      FAIL_INT("%s: target of shape %s does not match input of shape %s (expected %s)", op,
+               SHAPE(target), SHAPE(input), dims_str(nr, rows, (char[96]){0}, 96));
+    L->probs = false;
+  } else {
+    FAIL_INT("%s: target must hold class indices (int64)%s, got %s", op,
+             L->fused ? " or class probabilities (float)" : "", DTYPE(target));
+  }
+  if (weight) {
+    if (!is_float_dtype(weight->dtype))
+      FAIL_INT("%s: weight must be floating point, got %s", op, DTYPE(weight));
+    if (weight->ndim != 1 || weight->shape[0] != L->C)
+      FAIL_INT("%s: weight must have one entry per class (%lld), got shape %s", op,
+               (long long)L->C, SHAPE(weight));
+  }
+  if (!(L->eps >= 0 && L->eps <= 1))
+    FAIL_INT("%s: label_smoothing must be between 0.0 and 1.0, got %g", op, L->eps);
+  return 0;
+}
+
+static bool ignored(const class_loss *L, int64_t v) {
+  return L->ignore != FC_NO_INDEX && v == L->ignore;
+}
+
+/* Every index target in range (or ignored); sets the mean's divisor: the
+ * weight of the targets that count (their number without weights). */
+static int check_targets(class_loss *L, const int64_t *tgt) {
+  int64_t rows = L->N * L->S;
+  double denom = 0;
+  for (int64_t i = 0; i < rows; i++) {
+    int64_t v = tgt[i];
+    if (ignored(L, v)) continue;
+    if (v < L->base || v >= L->base + L->C)
+      FAIL_INT("%s: target %lld is out of range for %lld classes (expected %lld to %lld)", L->op,
+               (long long)v, (long long)L->C, (long long)L->base, (long long)(L->base + L->C - 1));
+    denom += L->w ? L->w[v - L->base] : 1;
+  }
+  L->denom = denom;
+  return 0;
+}
+
+/* Per row: loss[i] (forward) or the gradient rows (backward). Row i of a
+ * group has class c at x[r * rs + c * cs]; `lse` is NULL for nll_loss. */
+#define CLASS_KERNELS(T, SFX)                                                                 \
+  static double row_loss_##SFX(const class_loss *L, const T *x, int64_t cs, const int64_t *tgt, \
+                               const T *tp, double l) {                                       \
+    const double *w = L->w;                                                                   \
+    double eps = L->eps, loss = 0;                                                            \
+    if (L->probs) {                                                                           \
+      for (int64_t c = 0; c < L->C; c++)                                                      \
+        loss += (w ? w[c] : 1) * ((1 - eps) * tp[c * cs] + eps / L->C) * (l - x[c * cs]);     \
+      return loss;                                                                            \
+    }                                                                                         \
+    if (ignored(L, *tgt)) return 0;                                                           \
+    int64_t t = *tgt - L->base;                                                               \
+    loss = (w ? w[t] : 1) * (L->fused ? l - x[t * cs] : -(double)x[t * cs]);                  \
+    if (eps > 0) {                                                                            \
+      double smooth = 0;                                                                      \
+      for (int64_t c = 0; c < L->C; c++) smooth += (w ? w[c] : 1) * (l - x[c * cs]);          \
+      loss = (1 - eps) * loss + eps / L->C * smooth;                                          \
+    }                                                                                         \
+    return loss;                                                                              \
+  }                                                                                           \
+                                                                                              \
+  static void class_forward_##SFX(const class_loss *L, const T *x, const int64_t *tgt,        \
+                                  const T *tp, T *lse, double *loss) {                        \
+    int64_t ngroups = softmax_groups(L->N, L->S);                                             \
+    _Pragma("omp parallel for if (L->N * L->C * L->S > PARALLEL_GRAIN) schedule(static)")     \
+    for (int64_t g = 0; g < ngroups; g++) {                                                   \
+      int64_t row, n, off, rs, cs;                                                            \
+      softmax_group(g, L->C, L->S, &row, &n, &off, &rs, &cs);                                 \
+      if (L->fused) softmax_lse_##SFX(x + off, n, L->C, cs, lse + row);                       \
+      for (int64_t r = 0; r < n; r++)                                                         \
+        loss[row + r] = row_loss_##SFX(L, x + off + r * rs, cs, tgt ? tgt + row + r : NULL,   \
+                                       tp ? tp + off + r * rs : NULL,                         \
+                                       lse ? lse[row + r] : 0);                               \
+    }                                                                                         \
+  }                                                                                           \
+                                                                                              \
+  /* gx = s * (a * softmax - the target's share), with s the row's share of                   \
+   * the upstream gradient; nll_loss: gx = -s * w[t] at the target only. */                   \
+  static void class_backward_##SFX(const class_loss *L, const T *x, const int64_t *tgt,       \
+                                   const T *tp, const T *lse, const T *g, double g0, T *gx,   \
+                                   T *gt) {                                                   \
+    const double *w = L->w;                                                                   \
+    double eps = L->eps, k = eps / L->C;                                                      \
+    int64_t ngroups = softmax_groups(L->N, L->S), C = L->C;                                   \
+    _Pragma("omp parallel for if (L->N * L->C * L->S > PARALLEL_GRAIN) schedule(static)")     \
+    for (int64_t grp = 0; grp < ngroups; grp++) {                                             \
+      int64_t row, n, off, rs, cs;                                                            \
+      T s[GROUP], a[GROUP];                                                                   \
+      softmax_group(grp, C, L->S, &row, &n, &off, &rs, &cs);                                  \
+      for (int64_t r = 0; r < n; r++) { /* the row's scale and softmax factor */              \
+        int64_t i = row + r;                                                                  \
+        double si = g ? (double)g[i] : g0, ai = 0;                                            \
+        if (L->probs) {                                                                       \
+          const T *tr = tp + off + r * rs;                                                    \
+          for (int64_t c = 0; c < C; c++) ai += (w ? w[c] : 1) * ((1 - eps) * tr[c * cs] + k); \
+        } else if (ignored(L, tgt[i])) {                                                      \
+          si = 0;                                                                             \
+        } else {                                                                              \
+          ai = (1 - eps) * (w ? w[tgt[i] - L->base] : 1) + k * L->wsum;                       \
+        }                                                                                     \
+        s[r] = (T)si, a[r] = (T)(si * ai);                                                    \
+      }                                                                                       \
+      if (gx && L->fused) softmax_scaled_##SFX(gx + off, x + off, n, C, cs, lse + row, a);    \
+      for (int64_t r = 0; r < n; r++) {                                                       \
+        T *gr = gx ? gx + off + r * rs : NULL;                                                \
+        if (L->probs) {                                                                       \
+          const T *tr = tp + off + r * rs, *xr = x + off + r * rs;                            \
+          for (int64_t c = 0; c < C; c++) {                                                   \
+            double wc = w ? w[c] : 1;                                                         \
+            if (gr) gr[c * cs] -= (T)(s[r] * wc * ((1 - eps) * tr[c * cs] + k));              \
+            if (gt) gt[off + r * rs + c * cs] =                                               \
+                (T)(-s[r] * (1 - eps) * wc * (xr[c * cs] - lse[row + r]));                    \
+          }                                                                                   \
+          continue;                                                                           \
+        }                                                                                     \
+        if (!L->fused)                                                                        \
+          for (int64_t c = 0; c < C; c++) gr[c * cs] = 0;                                     \
+        if (s[r] == 0) continue;                                                              \
+        int64_t t = tgt[row + r] - L->base;                                                   \
+        double wt = w ? w[t] : 1;                                                             \
+        gr[t * cs] -= (T)(s[r] * (1 - eps) * wt);                                             \
+        if (L->fused && eps > 0)                                                              \
+          for (int64_t c = 0; c < C; c++) gr[c * cs] -= (T)(s[r] * k * (w ? w[c] : 1));       \
+      }                                                                                       \
+    }                                                                                         \
+  }
+
+CLASS_KERNELS(float, f32)
+CLASS_KERNELS(double, f64)
+
+static int class_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
+  fc_tensor *x = n->saved[0], *target = n->saved[1], *lse = n->saved[2];
+  class_loss L = {.op = n->op, .fused = n->iarg[4], .probs = n->iarg[5], .dtype = x->dtype,
+                  .reduction = (int)n->iarg[0], .base = n->iarg[1], .ignore = n->iarg[2],
+                  .eps = n->arg[0], .denom = n->arg[1]};
+  class_dims(&L, n->in_ndim[0], n->in_shape[0]);
+  if (load_weights(&L, n->saved[3]) < 0) return -1;
+  bool per_row = L.reduction == FC_REDUCE_NONE;
+  fc_tensor *gd = per_row ? dense(g, L.dtype, 0, NULL) : NULL;
+  double g0 = 0;
+  if (!per_row) {
+    fc_item(g, &g0);
+    if (L.reduction == FC_REDUCE_MEAN) g0 /= L.denom;
+  }
+  bool want_x = needs(n, 0), want_t = L.probs && needs(n, 1);
+  fc_tensor *gx = want_x ? fc_empty(x->ndim, x->shape, L.dtype, x->device) : NULL;
+  fc_tensor *gt = want_t ? fc_empty(x->ndim, x->shape, L.dtype, x->device) : NULL;
+  int rc = (per_row && !gd) || (want_x && !gx) || (want_t && !gt) ? -1 : 0;
+  if (rc == 0 && x->numel > 0) {
+    const int64_t *tgt = L.probs ? NULL : (const int64_t *)elem_ptr(target);
+    if (L.dtype == FC_FLOAT64)
+      class_backward_f64(&L, data(x), tgt, L.probs ? data(target) : NULL,
+                         data(lse), data(gd), g0, data(gx), data(gt));
+    else
+      class_backward_f32(&L, data(x), tgt, L.probs ? data(target) : NULL,
+                         data(lse), data(gd), g0, data(gx), data(gt));
+  }
+  free(L.w);
+  fc_release(gd);
+  gi[0] = gx, gi[1] = gt;
+  return rc;
+}
+
+static fc_tensor *record_class(class_loss *L, fc_tensor *out, fc_tensor *input, fc_tensor *target,
+                               fc_tensor *x, fc_tensor *tgt, fc_tensor *lse, fc_tensor *weight) {
+  fc_tensor *in[2] = {input, target};
+  if (!grad_needed(2, in)) return out;
+  fc_node *n = record(L->op, class_backward, out, 2, in);
+  if (!n) {
+    fc_release(out);
     return NULL;
   }
-  int64_t L = x->ndim ? x->shape[x->ndim - 1] : 1, R = L ? x->numel / L : 0;
-  if (dtype == FC_FLOAT64) softmax_rows_double(fc_data_ptr(x), fc_data_ptr(y), R, L, log);
-  else softmax_rows_float(fc_data_ptr(x), fc_data_ptr(y), R, L, log);
-  fc_tensor *out = rows_back(y, d, is_float_dtype(t->dtype) ? t->dtype : FC_FLOAT32);
-  fc_release(x), fc_release(y);
-  if (out && grad_needed(1, &t)) {
-    fc_node *n = record(op, softmax_backward, out, 1, &t);
-    if (!n) {
-      fc_release(out);
-      return NULL;
-    }
-    node_save(n, out);
-    n->iarg[0] = d;
-    n->iarg[1] = log;
-  }
+  fc_tensor *slots[4] = {x, tgt, lse, weight};
+  for (int i = 0; i < 4; i++)
+    if (slots[i]) n->nsaved = i, node_save(n, slots[i]);
+  n->nsaved = 4;
+  n->iarg[0] = L->reduction, n->iarg[1] = L->base, n->iarg[2] = L->ignore;
+  n->iarg[4] = L->fused, n->iarg[5] = L->probs;
+  n->arg[0] = L->eps, n->arg[1] = L->denom;
   return out;
 }
 
-fc_tensor *fc_softmax(fc_tensor *t, int dim) { return softmax_op("softmax", t, dim, false); }
-fc_tensor *fc_log_softmax(fc_tensor *t, int dim) { return softmax_op("log_softmax", t, dim, true); }
-
-/* ---- reductions of a per-element loss --------------------------------------- */
-
-static int check_reduction(const char *op, int reduction) {
-  if (reduction < FC_REDUCE_NONE || reduction > FC_REDUCE_SUM)
-    FAIL_INT("%s: reduction must be none (0), mean (1) or sum (2), got %d", op, reduction);
-  return 0;
-}
-
-static fc_tensor *reduce_loss(fc_tensor *l, int reduction) {
-  if (reduction == FC_REDUCE_NONE) return fc_retain(l);
-  return reduction == FC_REDUCE_SUM ? fc_sum(l, 0, NULL, 0) : fc_mean(l, 0, NULL, 0);
-}
-
-static int check_pair(const char *op, fc_tensor *input, fc_tensor *target) {
-  if (check_same_device(op, 2, (const fc_tensor *const[]){input, target}) < 0) return -1;
-  if (!is_float_dtype(input->dtype)) FAIL_INT("%s: input must be a float tensor, got %s", op, DTYPE(input));
-  bool same = input->ndim == target->ndim;
-  for (int d = 0; same && d < input->ndim; d++) same = input->shape[d] == target->shape[d];
-  if (!same) FAIL_INT("%s: input of shape %s and target of shape %s differ", op, SHAPE(input), SHAPE(target));
-  return 0;
-}
-
-/* The elementwise losses are compositions, so autograd differentiates them. */
-fc_tensor *fc_mse_loss(fc_tensor *input, fc_tensor *target, int reduction) {
-  if (check_reduction("mse_loss", reduction) < 0 || check_pair("mse_loss", input, target) < 0) return NULL;
-  fc_tensor *d = fc_sub(input, target), *sq = d ? fc_mul(d, d) : NULL;
-  fc_tensor *r = sq ? reduce_loss(sq, reduction) : NULL;
-  fc_release(d), fc_release(sq);
-  return r;
-}
-
-fc_tensor *fc_l1_loss(fc_tensor *input, fc_tensor *target, int reduction) {
-  if (check_reduction("l1_loss", reduction) < 0 || check_pair("l1_loss", input, target) < 0) return NULL;
-  fc_tensor *d = fc_sub(input, target), *a = d ? fc_abs(d) : NULL;
-  fc_tensor *r = a ? reduce_loss(a, reduction) : NULL;
-  fc_release(d), fc_release(a);
-  return r;
-}
-
-/* |d| < beta: 0.5 d^2 / beta; otherwise |d| - 0.5 beta (beta 0 is L1). */
-fc_tensor *fc_smooth_l1_loss(fc_tensor *input, fc_tensor *target, double beta, int reduction) {
-  if (check_reduction("smooth_l1_loss", reduction) < 0 || check_pair("smooth_l1_loss", input, target) < 0)
-    return NULL;
-  if (beta < 0) FAIL("smooth_l1_loss: beta must be non-negative, got %g", beta);
-  if (beta == 0) return fc_l1_loss(input, target, reduction);
-  fc_tensor *d = fc_sub(input, target), *a = d ? fc_abs(d) : NULL;
-  fc_tensor *b = fc_scalar(beta, input->dtype, input->device), *half = fc_scalar(0.5 / beta, input->dtype, input->device);
-  fc_tensor *hb = fc_scalar(0.5 * beta, input->dtype, input->device);
-  fc_tensor *small = a && b ? fc_lt(a, b) : NULL, *sq = d ? fc_mul(d, d) : NULL;
-  fc_tensor *quad = sq && half ? fc_mul(sq, half) : NULL, *lin = a && hb ? fc_sub(a, hb) : NULL;
-  fc_tensor *l = small && quad && lin ? fc_where(small, quad, lin) : NULL;
-  fc_tensor *r = l ? reduce_loss(l, reduction) : NULL;
-  fc_release(d), fc_release(a), fc_release(b), fc_release(half), fc_release(hb), fc_release(small);
-  fc_release(sq), fc_release(quad), fc_release(lin), fc_release(l);
-  return r;
-}
-
-/* -(t log(x) + (1 - t) log(1 - x)), each log clamped at -100 as PyTorch does. */
-fc_tensor *fc_binary_cross_entropy(fc_tensor *input, fc_tensor *target, fc_tensor *weight, int reduction) {
-  if (check_reduction("binary_cross_entropy", reduction) < 0 ||
-      check_pair("binary_cross_entropy", input, target) < 0)
-    return NULL;
-  fc_tensor *lx = fc_log(input), *one = fc_scalar(1, input->dtype, input->device);
-  fc_tensor *omx = one ? fc_sub(one, input) : NULL, *lomx = omx ? fc_log(omx) : NULL;
-  fc_tensor *clx = lx ? fc_clamp(lx, -100, INFINITY) : NULL, *clomx = lomx ? fc_clamp(lomx, -100, INFINITY) : NULL;
-  fc_tensor *omt = one ? fc_sub(one, target) : NULL;
-  fc_tensor *a = clx ? fc_mul(target, clx) : NULL, *b = omt && clomx ? fc_mul(omt, clomx) : NULL;
-  fc_tensor *s = a && b ? fc_add(a, b) : NULL, *l = s ? fc_neg(s) : NULL;
-  fc_tensor *w = l && weight ? fc_mul(l, weight) : fc_retain(l);
-  fc_tensor *r = w ? reduce_loss(w, reduction) : NULL;
-  fc_release(lx), fc_release(one), fc_release(omx), fc_release(lomx), fc_release(clx), fc_release(clomx);
-  fc_release(omt), fc_release(a), fc_release(b), fc_release(s), fc_release(l), fc_release(w);
-  return r;
-}
-
-/* Stable: (1 - t) x + (1 + (pw - 1) t) (log1p(exp(-|x|)) + max(-x, 0)). */
-fc_tensor *fc_binary_cross_entropy_with_logits(fc_tensor *input, fc_tensor *target, fc_tensor *weight,
-                                               fc_tensor *pos_weight, int reduction) {
-  const char *op = "binary_cross_entropy_with_logits";
-  if (check_reduction(op, reduction) < 0 || check_pair(op, input, target) < 0) return NULL;
-  fc_tensor *one = fc_scalar(1, input->dtype, input->device);
-  fc_tensor *omt = fc_sub(one, target), *a = omt ? fc_mul(omt, input) : NULL;
-  fc_tensor *ax = fc_abs(input), *nax = ax ? fc_neg(ax) : NULL, *e = nax ? fc_exp(nax) : NULL;
-  fc_tensor *sp = e ? fc_log1p(e) : NULL, *nx = fc_neg(input), *rel = nx ? fc_relu(nx) : NULL;
-  fc_tensor *soft = sp && rel ? fc_add(sp, rel) : NULL, *coef = NULL;
-  if (pos_weight) {
-    fc_tensor *pm1 = fc_sub(pos_weight, one), *pt = pm1 ? fc_mul(pm1, target) : NULL;
-    coef = pt ? fc_add(one, pt) : NULL;
-    fc_release(pm1), fc_release(pt);
-  } else {
-    coef = fc_retain(one);
-  }
-  fc_tensor *b = soft && coef ? fc_mul(coef, soft) : NULL, *l = a && b ? fc_add(a, b) : NULL;
-  fc_tensor *w = l && weight ? fc_mul(l, weight) : fc_retain(l);
-  fc_tensor *r = w ? reduce_loss(w, reduction) : NULL;
-  fc_release(one), fc_release(omt), fc_release(a), fc_release(ax), fc_release(nax), fc_release(e);
-  fc_release(sp), fc_release(nx), fc_release(rel), fc_release(soft), fc_release(coef), fc_release(b);
-  fc_release(l), fc_release(w);
-  return r;
-}
-
-/* ---- nll and cross entropy ----------------------------------------------------
- * Class-index targets: loss_i = -w[y_i] logp[i, y_i], mean divides by the sum
- * of w[y_i] over targets that are not ignored. Rows are [N*, C] after moving
- * the class dim (1) last; targets [N*]. */
-
-typedef struct nll_plan {
-  fc_tensor *logp;   /* [R, C] float, contiguous (class last) */
-  fc_tensor *target; /* [R] int64, contiguous, 0-based (ignored: -1) */
-  fc_tensor *weight; /* [C] float or NULL */
-  int64_t R, C;
-  int dtype;
-} nll_plan;
-
-static void plan_free(nll_plan *p) {
-  fc_release(p->logp), fc_release(p->target), fc_release(p->weight);
-}
-
-/* Checks shapes and targets; logits [N,C,d...] and target [N,d...]. */
-static int nll_setup(const char *op, fc_tensor *x, fc_tensor *target, fc_tensor *weight, int64_t ignore,
-                     int64_t base, bool log_softmax_first, nll_plan *p) {
-  memset(p, 0, sizeof *p);
-  if (check_same_device(op, 2, (const fc_tensor *const[]){x, target}) < 0) return -1;
-  if (!is_float_dtype(x->dtype)) FAIL_INT("%s: input must be a float tensor, got %s", op, DTYPE(x));
-  if (x->ndim < 1) FAIL_INT("%s: input must have a class dim, got shape %s", op, SHAPE(x));
-  int cdim = x->ndim == 1 ? 0 : 1;
-  bool ok = target->ndim == x->ndim - 1;
-  for (int d = 0, k = 0; ok && d < x->ndim; d++)
-    if (d != cdim) ok = target->shape[k++] == x->shape[d];
-  if (!ok)
-    FAIL_INT("%s: target of shape %s does not match input of shape %s (expected the input's shape "
-             "without its class dim)", op, SHAPE(target), SHAPE(x));
-  if (target->dtype != FC_INT64 && target->dtype != FC_INT32)
-    FAIL_INT("%s: class targets must be int64, got %s", op, DTYPE(target));
-  p->C = x->shape[cdim];
-  if (weight && (weight->ndim != 1 || weight->shape[0] != p->C))
-    FAIL_INT("%s: weight of shape %s does not match %lld classes", op, SHAPE(weight), (long long)p->C);
-  p->dtype = x->dtype == FC_FLOAT64 ? FC_FLOAT64 : FC_FLOAT32;
-  fc_tensor *rows = rows_last(x, cdim, p->dtype);
-  if (!rows) return -1;
-  p->R = p->C ? rows->numel / p->C : 0;
-  if (log_softmax_first) {
-    fc_tensor *lp = fc_empty_like(rows);
-    if (lp && p->dtype == FC_FLOAT64) softmax_rows_double(fc_data_ptr(rows), fc_data_ptr(lp), p->R, p->C, true);
-    else if (lp) softmax_rows_float(fc_data_ptr(rows), fc_data_ptr(lp), p->R, p->C, true);
-    fc_release(rows);
-    rows = lp;
-  }
-  p->logp = rows;
-  int prev = grad_mode_push(false);
-  fc_tensor *t64 = fc_to_dtype(target, FC_INT64);
-  p->target = t64 ? fc_clone(t64) : NULL;
-  p->weight = weight ? fc_to_dtype(weight, FC_FLOAT64) : NULL;
-  fc_tensor *wc = p->weight ? fc_contiguous(p->weight) : NULL;
-  fc_release(p->weight);
-  p->weight = wc;
-  grad_mode_pop(prev);
-  fc_release(t64);
-  if (!p->logp || !p->target || (weight && !p->weight)) return -1;
-  int64_t *tv = fc_data_ptr(p->target);
-  for (int64_t i = 0; i < p->R; i++) {
-    if (ignore != FC_NO_INDEX && tv[i] == ignore) {
-      tv[i] = -1;
-      continue;
+static fc_tensor *class_loss_op(class_loss *L, fc_tensor *input, fc_tensor *target,
+                                fc_tensor *weight) {
+  fc_tensor *all[3] = {input, target, weight};
+  if (check_same_device(L->op, weight ? 3 : 2, (const fc_tensor *const *)all) < 0) return NULL;
+  if (check_class_args(L, input, target, weight) < 0) return NULL;
+  L->dtype = compute_dtype(input->dtype);
+  int64_t rows = L->N * L->S, rshape[FC_MAX_DIMS];
+  int nr = row_shape(input, rshape);
+  fc_tensor *x = dense(input, L->dtype, 0, NULL);
+  fc_tensor *tgt = x ? dense(target, L->probs ? L->dtype : FC_INT64, 0, NULL) : NULL;
+  fc_tensor *lse = tgt && L->fused ? fc_empty(1, &rows, L->dtype, input->device) : NULL;
+  double *loss = malloc(sizeof(double) * (size_t)(rows + 1));
+  fc_tensor *out = NULL;
+  if (!loss) fc_set_error("%s: out of memory", L->op);
+  if (loss && tgt && (lse || !L->fused) && load_weights(L, weight) == 0) {
+    const int64_t *ti = L->probs ? NULL : (const int64_t *)elem_ptr(tgt);
+    L->denom = (double)rows;
+    if (L->probs || check_targets(L, ti) == 0) {
+      if (x->numel == 0) {
+        memset(loss, 0, sizeof(double) * (size_t)rows); /* no classes: rows stay 0 */
+      } else if (L->dtype == FC_FLOAT64) {
+        class_forward_f64(L, data(x), ti, L->probs ? data(tgt) : NULL, data(lse), loss);
+      } else {
+        class_forward_f32(L, data(x), ti, L->probs ? data(tgt) : NULL, data(lse), loss);
+      }
+      out = reduced(loss, rows, L->denom, L->reduction, nr, rshape, input->dtype, input->device);
+      if (out) out = record_class(L, out, input, target, x, tgt, lse, weight);
     }
-    if (tv[i] < base || tv[i] >= p->C + base)
-      FAIL_INT("%s: target %lld out of range for %lld classes (valid %lld..%lld)", op, (long long)tv[i],
-               (long long)p->C, (long long)base, (long long)(p->C + base - 1));
-    tv[i] -= base;
   }
-  return 0;
+  free(L->w);
+  free(loss);
+  fc_release(x), fc_release(tgt), fc_release(lse);
+  return out;
 }
 
-static double row_weight(const nll_plan *p, int64_t c) {
-  return p->weight ? ((const double *)fc_data_ptr(p->weight))[c] : 1.0;
+fc_tensor *fc_cross_entropy(fc_tensor *logits, fc_tensor *target, fc_tensor *weight,
+                            int64_t ignore_index, double label_smoothing, int reduction,
+                            int64_t base) {
+  class_loss L = {.op = "cross_entropy", .fused = true, .reduction = reduction, .base = base,
+                  .ignore = ignore_index, .eps = label_smoothing};
+  return class_loss_op(&L, logits, target, weight);
 }
 
-static double logp_at(const nll_plan *p, int64_t r, int64_t c) {
-  return p->dtype == FC_FLOAT64 ? ((const double *)fc_data_ptr(p->logp))[r * p->C + c]
-                                : ((const float *)fc_data_ptr(p->logp))[r * p->C + c];
+fc_tensor *fc_nll_loss(fc_tensor *log_probs, fc_tensor *target, fc_tensor *weight,
+                       int64_t ignore_index, int reduction, int64_t base) {
+  class_loss L = {.op = "nll_loss", .fused = false, .reduction = reduction, .base = base,
+                  .ignore = ignore_index, .eps = 0};
+  return class_loss_op(&L, log_probs, target, weight);
 }
 
-/* Per-row losses (-w[y] logp[y], with label smoothing eps: (1-eps) of that
- * plus eps/C times the weighted sum over classes) and the mean's divisor. */
-static void nll_rows(const nll_plan *p, double eps, double *loss, double *divisor) {
-  const int64_t *tv = fc_data_ptr(p->target);
-  double div = 0;
-  for (int64_t r = 0; r < p->R; r++) {
-    int64_t y = tv[r];
-    if (y < 0) {
-      loss[r] = 0;
-      continue;
-    }
-    double w = row_weight(p, y), l = -w * logp_at(p, r, y);
-    if (eps > 0) {
-      double smooth = 0;
-      for (int64_t c = 0; c < p->C; c++) smooth -= row_weight(p, c) * logp_at(p, r, c);
-      l = (1 - eps) * l + eps / (double)p->C * smooth;
-    }
-    loss[r] = l;
-    div += w;
+/* ---- pointwise losses ---------------------------------------------------- */
+
+typedef enum { MSE, L1, SMOOTH_L1, BCE, BCE_LOGITS } pointwise_kind;
+static const char *const pointwise_names[] = {"mse_loss", "l1_loss", "smooth_l1_loss",
+                                              "binary_cross_entropy",
+                                              "binary_cross_entropy_with_logits"};
+
+/* The operands of one pointwise loss, dense over the common shape. */
+typedef struct pointwise {
+  const char *op;
+  pointwise_kind kind;
+  int reduction, dtype, out_dtype, ndim;
+  int64_t shape[FC_MAX_DIMS], numel;
+  double beta;
+  fc_tensor *x, *t, *w, *pw; /* w, pw may be NULL */
+} pointwise;
+
+enum { CHUNK = 4096 }; /* elements per partial sum */
+
+/* One loss and its two derivatives per kind, each in T. BCE clamps its logs
+ * at -100 as PyTorch does; BCE with logits uses softplus(-x) =
+ * log1p(exp(-|x|)) + max(-x, 0), which never overflows. */
+#define POINTWISE_FORMULAS(T, SFX, LOG, LOG1P, EXP)                                           \
+  static inline T softplus_neg_##SFX(T x) {                                                   \
+    return LOG1P(EXP(x < 0 ? x : -x)) + (x < 0 ? -x : 0);                                     \
+  }                                                                                           \
+  static inline T clamped_log_##SFX(T v) { return v < -100 ? -100 : v; }                      \
+  static inline T mse_##SFX(T x, T t, T w, T pw, T b) { return (x - t) * (x - t); }           \
+  static inline T l1_##SFX(T x, T t, T w, T pw, T b) { return x > t ? x - t : t - x; }        \
+  static inline T smooth_l1_##SFX(T x, T t, T w, T pw, T b) {                                 \
+    T d = x - t, ad = d < 0 ? -d : d;                                                         \
+    return ad < b ? (T)0.5 * d * d / b : ad - (T)0.5 * b;                                     \
+  }                                                                                           \
+  static inline T bce_##SFX(T x, T t, T w, T pw, T b) {                                       \
+    return w * ((t - 1) * clamped_log_##SFX(LOG1P(-x)) - t * clamped_log_##SFX(LOG(x)));      \
+  }                                                                                           \
+  static inline T bce_logits_##SFX(T x, T t, T w, T pw, T b) {                                \
+    return w * ((1 - t) * x + (1 + (pw - 1) * t) * softplus_neg_##SFX(x));                    \
+  }                                                                                           \
+  /* derivatives: _dx by the input, _dt by the target */                                      \
+  static inline T mse_dx_##SFX(T x, T t, T w, T pw, T b) { return 2 * (x - t); }              \
+  static inline T l1_dx_##SFX(T x, T t, T w, T pw, T b) { return (T)((x > t) - (x < t)); }    \
+  static inline T smooth_l1_dx_##SFX(T x, T t, T w, T pw, T b) {                              \
+    T d = x - t, ad = d < 0 ? -d : d;                                                         \
+    return ad < b ? d / b : (T)((d > 0) - (d < 0));                                           \
+  }                                                                                           \
+  static inline T mse_dt_##SFX(T x, T t, T w, T pw, T b) { return 2 * (t - x); }              \
+  static inline T l1_dt_##SFX(T x, T t, T w, T pw, T b) { return (T)((t > x) - (t < x)); }    \
+  static inline T smooth_l1_dt_##SFX(T x, T t, T w, T pw, T b) {                              \
+    return -smooth_l1_dx_##SFX(x, t, w, pw, b);                                               \
+  }                                                                                           \
+  static inline T bce_dx_##SFX(T x, T t, T w, T pw, T b) {                                    \
+    T den = (1 - x) * x;                                                                      \
+    return w * (x - t) / (den > (T)1e-12 ? den : (T)1e-12);                                   \
+  }                                                                                           \
+  static inline T bce_dt_##SFX(T x, T t, T w, T pw, T b) {                                    \
+    return w * (clamped_log_##SFX(LOG1P(-x)) - clamped_log_##SFX(LOG(x)));                    \
+  }                                                                                           \
+  static inline T bce_logits_dx_##SFX(T x, T t, T w, T pw, T b) {                             \
+    return w * ((1 + (pw - 1) * t) / (1 + EXP(-x)) - pw * t);                                 \
+  }                                                                                           \
+  static inline T bce_logits_dt_##SFX(T x, T t, T w, T pw, T b) {                             \
+    return w * (-x + (pw - 1) * softplus_neg_##SFX(x));                                       \
   }
-  *divisor = div;
+
+POINTWISE_FORMULAS(float, f32, logf, log1pf, expf)
+POINTWISE_FORMULAS(double, f64, log, log1p, exp)
+
+/* Elements [b, e) of one kind: each loss into out, or their sum into *sum.
+ * The kind is fixed per loop, so the distances vectorise. */
+#define FORWARD_LOOP(T, F)                                                                    \
+  do {                                                                                        \
+    if (out) {                                                                                \
+      _Pragma("omp simd") for (int64_t i = b; i < e; i++)                                     \
+        out[i] = F(x[i], t[i], w ? w[i] : 1, pw ? pw[i] : 1, beta);                           \
+    } else {                                                                                  \
+      _Pragma("omp simd reduction(+:sum)") for (int64_t i = b; i < e; i++)                    \
+        sum += F(x[i], t[i], w ? w[i] : 1, pw ? pw[i] : 1, beta);                             \
+    }                                                                                         \
+  } while (0)
+
+/* gx = s * dF/dx and gt = s * dF/dt for elements [0, n). */
+#define BACKWARD_LOOP(T, DX, DT)                                                              \
+  _Pragma("omp parallel for if (n > PARALLEL_GRAIN) schedule(static)")                        \
+  for (int64_t i = 0; i < n; i++) {                                                           \
+    T wi = w ? w[i] : 1, pi = pw ? pw[i] : 1, s = g ? g[i] : g0;                              \
+    if (gx) gx[i] = s * DX(x[i], t[i], wi, pi, beta);                                         \
+    if (gt) gt[i] = s * DT(x[i], t[i], wi, pi, beta);                                         \
+  }
+
+#define POINTWISE_KERNELS(T, SFX)                                                             \
+  /* Writes each loss into out, or each chunk's sum (in double) into part[];                  \
+   * bad[c] is the first element of chunk c outside [0, 1] (BCE), or -1. */                   \
+  static void pointwise_forward_##SFX(const pointwise *P, T *out, double *part,               \
+                                      int64_t *bad) {                                         \
+    const T *x = (const T *)elem_ptr(P->x), *t = (const T *)elem_ptr(P->t);                   \
+    const T *w = P->w ? (const T *)elem_ptr(P->w) : NULL;                                     \
+    const T *pw = P->pw ? (const T *)elem_ptr(P->pw) : NULL;                                  \
+    const T beta = (T)P->beta;                                                                \
+    int64_t nchunks = (P->numel + CHUNK - 1) / CHUNK;                                         \
+    _Pragma("omp parallel for if (P->numel > PARALLEL_GRAIN) schedule(static)")               \
+    for (int64_t c = 0; c < nchunks; c++) {                                                   \
+      int64_t b = c * CHUNK, e = b + CHUNK < P->numel ? b + CHUNK : P->numel;                 \
+      double sum = 0;                                                                         \
+      bad[c] = -1;                                                                            \
+      switch (P->kind) {                                                                      \
+      case MSE: FORWARD_LOOP(T, mse_##SFX); break;                                            \
+      case L1: FORWARD_LOOP(T, l1_##SFX); break;                                              \
+      case SMOOTH_L1: FORWARD_LOOP(T, smooth_l1_##SFX); break;                                \
+      case BCE:                                                                               \
+        for (int64_t i = b; i < e && bad[c] < 0; i++)                                         \
+          if (!(x[i] >= 0 && x[i] <= 1)) bad[c] = i;                                          \
+        FORWARD_LOOP(T, bce_##SFX);                                                           \
+        break;                                                                                \
+      case BCE_LOGITS: FORWARD_LOOP(T, bce_logits_##SFX); break;                              \
+      }                                                                                       \
+      part[c] = sum;                                                                          \
+    }                                                                                         \
+  }                                                                                           \
+                                                                                              \
+  static void pointwise_backward_##SFX(const pointwise *P, const T *g, double g0d, T *gx,     \
+                                       T *gt) {                                               \
+    const T *x = (const T *)elem_ptr(P->x), *t = (const T *)elem_ptr(P->t);                   \
+    const T *w = P->w ? (const T *)elem_ptr(P->w) : NULL;                                     \
+    const T *pw = P->pw ? (const T *)elem_ptr(P->pw) : NULL;                                  \
+    const T beta = (T)P->beta, g0 = (T)g0d;                                                   \
+    const int64_t n = P->numel;                                                               \
+    switch (P->kind) {                                                                        \
+    case MSE: BACKWARD_LOOP(T, mse_dx_##SFX, mse_dt_##SFX) break;                             \
+    case L1: BACKWARD_LOOP(T, l1_dx_##SFX, l1_dt_##SFX) break;                                \
+    case SMOOTH_L1: BACKWARD_LOOP(T, smooth_l1_dx_##SFX, smooth_l1_dt_##SFX) break;           \
+    case BCE: BACKWARD_LOOP(T, bce_dx_##SFX, bce_dt_##SFX) break;                             \
+    case BCE_LOGITS: BACKWARD_LOOP(T, bce_logits_dx_##SFX, bce_logits_dt_##SFX) break;        \
+    }                                                                                         \
+  }
+
+POINTWISE_KERNELS(float, f32)
+POINTWISE_KERNELS(double, f64)
+
+static void pointwise_free(pointwise *P) {
+  fc_release(P->x), fc_release(P->t), fc_release(P->w), fc_release(P->pw);
 }
 
-/* Saved: the plan's tensors; iarg: reduction, the input's class dim, whether
- * the input was logits (cross entropy) or log-probabilities (nll); arg: eps
- * and the mean's divisor. */
-static int nll_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
-  nll_plan p = {n->saved[0], n->saved[1], n->saved[2], 0, 0, n->saved[0]->dtype};
-  p.C = p.logp->shape[p.logp->ndim - 1];
-  p.R = p.C ? p.logp->numel / p.C : 0;
-  int reduction = (int)n->iarg[0], cdim = (int)n->iarg[1];
-  bool logits = n->iarg[2];
-  double eps = n->arg[0], div = n->arg[1];
-  double gs[1];
-  double *gv = NULL;
-  if (reduction == FC_REDUCE_NONE) {
-    gv = malloc(sizeof(double) * (size_t)(g->numel + 1));
-    if (!gv) FAIL_INT("backward: out of memory");
-    fc_to_doubles(g, gv);
-  } else {
-    fc_to_doubles(g, gs);
-    if (reduction == FC_REDUCE_MEAN) gs[0] = div > 0 ? gs[0] / div : 0;
-  }
-  fc_tensor *dx = fc_zeros_like(p.logp);
-  if (!dx) {
-    free(gv);
+/* Checks the operands and makes them dense over the common shape. */
+static int pointwise_setup(pointwise *P, fc_tensor *input, fc_tensor *target, fc_tensor *weight,
+                           fc_tensor *pos_weight) {
+  const char *op = P->op;
+  fc_tensor *all[4] = {input, target, weight, pos_weight};
+  int n = 2 + (weight != NULL);
+  if (pos_weight) all[n++] = pos_weight;
+  if (check_same_device(op, n, (const fc_tensor *const *)all) < 0) return -1;
+  if (check_reduction(op, P->reduction) < 0) return -1;
+  int rt = result_type(input, target);
+  if (!is_float_dtype(rt))
+    FAIL_INT("%s: needs floating point input, got %s and %s", op, DTYPE(input), DTYPE(target));
+  if (P->kind >= BCE) { /* PyTorch insists on equal shapes here */
+    if (!same_shape(input->ndim, input->shape, target->ndim, target->shape))
+      FAIL_INT("%s: target of shape %s must match input of shape %s", op, SHAPE(target),
+               SHAPE(input));
+    P->ndim = input->ndim;
+    memcpy(P->shape, input->shape, sizeof(int64_t) * (size_t)input->ndim);
+  } else if (broadcast_shapes(op, input->ndim, input->shape, target->ndim, target->shape,
+                              &P->ndim, P->shape) < 0) {
     return -1;
   }
-  const int64_t *tv = fc_data_ptr(p.target);
-  for (int64_t r = 0; r < p.R; r++) {
-    int64_t y = tv[r];
-    if (y < 0) continue;
-    double gr = gv ? gv[r] : gs[0];
-    /* d loss / d logp[c] = -(1-eps) w_y [c = y] - eps/C w_c; through
-     * log_softmax, d loss / d logit[c] = that - softmax[c] * its sum over c */
-    double sum_dl = -(1 - eps) * row_weight(&p, y);
-    for (int64_t k = 0; eps > 0 && k < p.C; k++) sum_dl -= eps / (double)p.C * row_weight(&p, k);
-    for (int64_t c = 0; c < p.C; c++) {
-      double dl = -(c == y ? (1 - eps) * row_weight(&p, y) : 0) - eps / (double)p.C * row_weight(&p, c);
-      double v = logits ? dl - exp(logp_at(&p, r, c)) * sum_dl : dl;
-      store_from_double((char *)fc_data_ptr(dx) + (r * p.C + c) * fc_dtype_size(p.dtype), p.dtype, gr * v);
-    }
+  fc_tensor *extra[2] = {weight, pos_weight};
+  const char *names[2] = {"weight", "pos_weight"};
+  for (int i = 0; i < 2; i++) {
+    if (!extra[i]) continue;
+    int nd;
+    int64_t s[FC_MAX_DIMS];
+    if (!is_float_dtype(extra[i]->dtype))
+      FAIL_INT("%s: %s must be floating point, got %s", op, names[i], DTYPE(extra[i]));
+    if (broadcast_shapes(op, extra[i]->ndim, extra[i]->shape, P->ndim, P->shape, &nd, s) < 0 ||
+        !same_shape(nd, s, P->ndim, P->shape))
+      FAIL_INT("%s: %s of shape %s does not broadcast to input of shape %s", op, names[i],
+               SHAPE(extra[i]), SHAPE(input));
   }
-  free(gv);
-  gi[0] = rows_back(dx, cdim, n->in_dtype[0]);
-  fc_release(dx);
-  return gi[0] ? 0 : -1;
+  P->out_dtype = rt;
+  P->dtype = compute_dtype(rt);
+  P->numel = shape_numel(P->ndim, P->shape);
+  P->x = dense(input, P->dtype, P->ndim, P->shape);
+  P->t = P->x ? dense(target, P->dtype, P->ndim, P->shape) : NULL;
+  P->w = P->t && weight ? dense(weight, P->dtype, P->ndim, P->shape) : NULL;
+  P->pw = P->t && pos_weight ? dense(pos_weight, P->dtype, P->ndim, P->shape) : NULL;
+  return P->t && (!weight || P->w) && (!pos_weight || P->pw) ? 0 : -1;
 }
 
-static fc_tensor *nll_common(const char *op, fc_tensor *x, fc_tensor *target, fc_tensor *weight, int64_t ignore,
-                             double eps, int reduction, int64_t base, bool logits) {
-  if (check_reduction(op, reduction) < 0) return NULL;
-  if (!(eps >= 0 && eps <= 1)) FAIL("%s: label_smoothing must be in [0, 1], got %g", op, eps);
-  nll_plan p;
-  if (nll_setup(op, x, target, weight, ignore, base, logits, &p) < 0) {
-    plan_free(&p);
+static int pointwise_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
+  pointwise P = {.op = n->op, .kind = (pointwise_kind)n->iarg[0],
+                 .reduction = (int)n->iarg[1], .beta = n->arg[0]};
+  if (pointwise_setup(&P, n->saved[0], n->saved[1], n->saved[2], n->saved[3]) < 0) {
+    pointwise_free(&P);
+    return -1;
+  }
+  bool per_elem = P.reduction == FC_REDUCE_NONE;
+  fc_tensor *gd = per_elem ? dense(g, P.dtype, P.ndim, P.shape) : NULL;
+  double g0 = 0;
+  if (!per_elem) {
+    fc_item(g, &g0);
+    if (P.reduction == FC_REDUCE_MEAN) g0 /= (double)P.numel;
+  }
+  fc_tensor *gx = needs(n, 0) ? fc_empty(P.ndim, P.shape, P.dtype, g->device) : NULL;
+  fc_tensor *gt = needs(n, 1) ? fc_empty(P.ndim, P.shape, P.dtype, g->device) : NULL;
+  int rc = (per_elem && !gd) || (needs(n, 0) && !gx) || (needs(n, 1) && !gt) ? -1 : 0;
+  if (rc == 0 && P.numel > 0) {
+    if (P.dtype == FC_FLOAT64)
+      pointwise_backward_f64(&P, data(gd), g0, data(gx), data(gt));
+    else
+      pointwise_backward_f32(&P, data(gd), g0, data(gx), data(gt));
+  }
+  fc_release(gd);
+  pointwise_free(&P);
+  gi[0] = gx, gi[1] = gt;
+  return rc;
+}
+
+static fc_tensor *pointwise_loss(pointwise_kind kind, fc_tensor *input, fc_tensor *target,
+                                 fc_tensor *weight, fc_tensor *pos_weight, double beta,
+                                 int reduction) {
+  const char *op = pointwise_names[kind];
+  pointwise P = {.op = op, .kind = kind, .reduction = reduction, .beta = beta};
+  if (kind == SMOOTH_L1 && !(beta >= 0))
+    FAIL("%s: beta must be non-negative, got %g", op, beta);
+  if (kind == SMOOTH_L1 && beta == 0) P.kind = L1; /* PyTorch: beta 0 is l1_loss */
+  if (pointwise_setup(&P, input, target, weight, pos_weight) < 0) {
+    pointwise_free(&P);
     return NULL;
   }
-  double *loss = malloc(sizeof(double) * (size_t)(p.R + 1)), div = 0;
-  if (!loss) {
-    plan_free(&p);
-    FAIL("%s: out of memory", op);
+  int64_t nchunks = (P.numel + CHUNK - 1) / CHUNK;
+  double *part = malloc(sizeof(double) * (size_t)(nchunks + 1));
+  int64_t *bad = malloc(sizeof(int64_t) * (size_t)(nchunks + 1));
+  bool per_elem = reduction == FC_REDUCE_NONE;
+  fc_tensor *out =
+      part && bad ? fc_empty(per_elem ? P.ndim : 0, P.shape, P.dtype, input->device) : NULL;
+  if (!part || !bad) fc_set_error("%s: out of memory", op);
+  if (out && P.numel > 0) {
+    if (P.dtype == FC_FLOAT64)
+      pointwise_forward_f64(&P, per_elem ? data(out) : NULL, part, bad);
+    else
+      pointwise_forward_f32(&P, per_elem ? data(out) : NULL, part, bad);
+    for (int64_t c = 0; c < nchunks && out; c++)
+      if (bad[c] >= 0) {
+        double v = P.dtype == FC_FLOAT64 ? ((double *)elem_ptr(P.x))[bad[c]]
+                                         : ((float *)elem_ptr(P.x))[bad[c]];
+        fc_set_error("%s: all elements of input should be between 0 and 1, got %g", op, v);
+        fc_release(out);
+        out = NULL;
+      }
   }
-  nll_rows(&p, eps, loss, &div);
-  fc_tensor *out;
-  int out_dtype = x->dtype;
-  if (reduction == FC_REDUCE_NONE) {
-    out = fc_from_buffer(loss, FC_FLOAT64, target->ndim, target->shape, out_dtype, x->device);
-  } else {
-    double s = 0;
-    for (int64_t r = 0; r < p.R; r++) s += loss[r];
-    if (reduction == FC_REDUCE_MEAN) s = div > 0 ? s / div : NAN;
-    out = fc_scalar(s, out_dtype, x->device);
+  if (out && !per_elem) { /* the chunk sums, in order */
+    double total = 0;
+    for (int64_t c = 0; c < nchunks; c++) total += part[c];
+    if (reduction == FC_REDUCE_MEAN) total /= (double)P.numel;
+    store_from_double(elem_ptr(out), P.dtype, total);
   }
-  free(loss);
-  if (out && grad_needed(1, &x)) {
-    fc_node *n = record(op, nll_backward, out, 1, &x);
+  free(part);
+  free(bad);
+  if (out && P.dtype != P.out_dtype) {
+    fc_tensor *h = fc_to_dtype(out, P.out_dtype);
+    fc_release(out);
+    out = h;
+  }
+  fc_tensor *in[2] = {input, target};
+  if (out && is_float_dtype(input->dtype) && grad_needed(2, in)) {
+    fc_node *n = record(op, pointwise_backward, out, 2, in);
     if (!n) {
       fc_release(out);
       out = NULL;
-    } else { /* the plan's tensors are private copies: nothing to version-check */
-      n->saved[0] = fc_retain(p.logp);
-      n->saved[1] = fc_retain(p.target);
-      n->saved[2] = fc_retain(p.weight);
-      for (int i = 0; i < 3; i++) n->saved_version[i] = n->saved[i] ? n->saved[i]->storage->version : 0;
-      n->nsaved = 3;
-      n->iarg[0] = reduction;
-      n->iarg[1] = x->ndim == 1 ? 0 : 1;
-      n->iarg[2] = logits;
-      n->arg[0] = eps;
-      n->arg[1] = div;
+    } else {
+      fc_tensor *slots[4] = {input, target, weight, pos_weight};
+      for (int i = 0; i < 4; i++)
+        if (slots[i]) n->nsaved = i, node_save(n, slots[i]);
+      n->nsaved = 4;
+      n->iarg[0] = P.kind, n->iarg[1] = reduction;
+      n->arg[0] = beta;
     }
   }
-  plan_free(&p);
+  pointwise_free(&P);
   return out;
 }
 
-fc_tensor *fc_nll_loss(fc_tensor *log_probs, fc_tensor *target, fc_tensor *weight, int64_t ignore_index,
-                       int reduction, int64_t base) {
-  return nll_common("nll_loss", log_probs, target, weight, ignore_index, 0, reduction, base, false);
+fc_tensor *fc_mse_loss(fc_tensor *input, fc_tensor *target, int reduction) {
+  return pointwise_loss(MSE, input, target, NULL, NULL, 0, reduction);
 }
-
-/* Probability targets: -sum_c w_c t_c log_softmax(x)_c per row. */
-static fc_tensor *soft_cross_entropy(fc_tensor *x, fc_tensor *target, fc_tensor *weight, double eps, int reduction) {
-  int cdim = x->ndim == 1 ? 0 : 1;
-  fc_tensor *lp = fc_log_softmax(x, cdim), *t = fc_retain(target);
-  if (eps > 0 && t) { /* (1 - eps) t + eps / C */
-    fc_tensor *a = fc_scalar(1 - eps, x->dtype, x->device), *b = fc_scalar(eps / (double)x->shape[cdim], x->dtype, x->device);
-    fc_tensor *ta = a ? fc_mul(t, a) : NULL, *tb = ta && b ? fc_add(ta, b) : NULL;
-    fc_release(a), fc_release(b), fc_release(ta), fc_release(t);
-    t = tb;
-  }
-  fc_tensor *prod = lp && t ? fc_mul(lp, t) : NULL, *wp = NULL;
-  if (prod && weight) { /* weight broadcasts along the class dim */
-    int64_t shape[FC_MAX_DIMS] = {0};
-    for (int d = 0; d < x->ndim; d++) shape[d] = d == cdim ? x->shape[cdim] : 1;
-    fc_tensor *wv = fc_reshape(weight, x->ndim, shape);
-    wp = wv ? fc_mul(prod, wv) : NULL;
-    fc_release(wv);
-  } else {
-    wp = fc_retain(prod);
-  }
-  fc_tensor *s = wp ? fc_sum(wp, 1, (int[]){cdim}, 0) : NULL, *l = s ? fc_neg(s) : NULL;
-  fc_tensor *r = l ? reduce_loss(l, reduction) : NULL;
-  fc_release(lp), fc_release(t), fc_release(prod), fc_release(wp), fc_release(s), fc_release(l);
-  return r;
+fc_tensor *fc_l1_loss(fc_tensor *input, fc_tensor *target, int reduction) {
+  return pointwise_loss(L1, input, target, NULL, NULL, 0, reduction);
 }
-
-fc_tensor *fc_cross_entropy(fc_tensor *logits, fc_tensor *target, fc_tensor *weight, int64_t ignore_index,
-                            double label_smoothing, int reduction, int64_t base) {
-  if (check_same_device("cross_entropy", 2, (const fc_tensor *const[]){logits, target}) < 0) return NULL;
-  if (is_float_dtype(target->dtype)) {
-    if (check_reduction("cross_entropy", reduction) < 0 || check_pair("cross_entropy", logits, target) < 0)
-      return NULL;
-    if (!(label_smoothing >= 0 && label_smoothing <= 1))
-      FAIL("cross_entropy: label_smoothing must be in [0, 1], got %g", label_smoothing);
-    return soft_cross_entropy(logits, target, weight, label_smoothing, reduction);
-  }
-  return nll_common("cross_entropy", logits, target, weight, ignore_index, label_smoothing, reduction, base, true);
+fc_tensor *fc_smooth_l1_loss(fc_tensor *input, fc_tensor *target, double beta, int reduction) {
+  return pointwise_loss(SMOOTH_L1, input, target, NULL, NULL, beta, reduction);
+}
+fc_tensor *fc_binary_cross_entropy(fc_tensor *input, fc_tensor *target, fc_tensor *weight,
+                                   int reduction) {
+  return pointwise_loss(BCE, input, target, weight, NULL, 0, reduction);
+}
+fc_tensor *fc_binary_cross_entropy_with_logits(fc_tensor *input, fc_tensor *target,
+                                               fc_tensor *weight, fc_tensor *pos_weight,
+                                               int reduction) {
+  return pointwise_loss(BCE_LOGITS, input, target, weight, pos_weight, 0, reduction);
 }

@@ -1,4 +1,16 @@
--- lua/fastc/ext_loss.lua — softmax family and losses (fc.F), class ids from 1.
+-- lua/fastc/ext_loss.lua — softmax family and losses (torch.nn.functional's
+-- semantics), class ids counted from 1.
+--
+--   t:softmax(dim), t:log_softmax(dim)          dim 1-based, default -1 (the last)
+--   fc.F.cross_entropy(logits, target, {weight=, ignore_index=, label_smoothing=0, reduction='mean'})
+--     logits [C], [N,C] or [N,C,d1,...]; target: class ids 1..C (int64, shaped like
+--     the logits without dim 2), or class probabilities shaped like the logits
+--   fc.F.nll_loss(log_probs, target, {weight=, ignore_index=, reduction=})
+--   fc.F.mse_loss / l1_loss(input, target, {reduction=})
+--   fc.F.smooth_l1_loss(input, target, {beta=1, reduction=})
+--   fc.F.binary_cross_entropy(input, target, {weight=, reduction=})
+--   fc.F.binary_cross_entropy_with_logits(input, target, {weight=, pos_weight=, reduction=})
+-- ignore_index is a class id in Lua's numbering (e.g. 0, or -100, for none of 1..C).
 return function(fc, Tensor, H)
   local C, wrap, raise, fmt = H.C, H.wrap, H.raise, string.format
   local F = fc.F or {}
@@ -9,46 +21,116 @@ return function(fc, Tensor, H)
   fc.softmax, fc.log_softmax = Tensor.softmax, Tensor.log_softmax
   F.softmax, F.log_softmax = Tensor.softmax, Tensor.log_softmax
 
+  -- The options table, checked against the names the loss takes: a typo is an
+  -- error rather than an option silently ignored.
+  local function options(name, opts, allowed)
+    if opts == nil then return {} end
+    if type(opts) ~= 'table' then raise(fmt('%s: options must be a table, got %s', name, type(opts))) end
+    for k in pairs(opts) do
+      if not allowed[k] then
+        local names = {}
+        for a in pairs(allowed) do names[#names + 1] = a end
+        table.sort(names)
+        raise(fmt('%s: unknown option %q (expected %s)', name, tostring(k), table.concat(names, ', ')))
+      end
+    end
+    return opts
+  end
+
   local reductions = { none = C.FC_REDUCE_NONE, mean = C.FC_REDUCE_MEAN, sum = C.FC_REDUCE_SUM }
-  local function reduction(opts)
-    local r = reductions[opts.reduction or 'mean']
-    if not r then raise(fmt("unknown reduction %q (expected 'mean', 'sum' or 'none')", tostring(opts.reduction))) end
+  local function reduction(name, opts)
+    local r = reductions[opts.reduction == nil and 'mean' or opts.reduction]
+    if not r then
+      raise(fmt("%s: reduction must be 'mean', 'sum' or 'none', got %s", name, tostring(opts.reduction)))
+    end
     return r
   end
-  local function ptr(t) return t and t.p or nil end
-  local function target_of(target)
+
+  local function tensor_opt(name, opts, key)
+    local t = opts[key]
+    if t ~= nil and not H.is_tensor(t) then
+      raise(fmt('%s: %s must be a tensor, got %s', name, key, type(t)))
+    end
+    return t and t.p or nil
+  end
+
+  local function number_opt(name, opts, key, default)
+    local v = opts[key]
+    if v == nil then return default end
+    if type(v) ~= 'number' then raise(fmt('%s: %s must be a number, got %s', name, key, type(v))) end
+    return v
+  end
+
+  local function input_of(name, x)
+    if not H.is_tensor(x) then raise(fmt('%s: input must be a tensor, got %s', name, type(x))) end
+    return x
+  end
+
+  -- Class ids: a tensor as is; a Lua number or (nested) table becomes int64.
+  local function class_target(target)
     if H.is_tensor(target) then return target end
     return fc.tensor(target, { dtype = 'int64' })
   end
 
-  -- F.cross_entropy(logits, target, {weight=, ignore_index=, label_smoothing=0, reduction='mean'})
+  local function ignore_index(name, opts)
+    local v = number_opt(name, opts, 'ignore_index', nil)
+    if v == nil then return C.FC_NO_INDEX end
+    if v ~= math.floor(v) then raise(fmt('%s: ignore_index must be an integer, got %s', name, v)) end
+    return v
+  end
+
+  local CE_OPTS = { weight = true, ignore_index = true, label_smoothing = true, reduction = true }
   function F.cross_entropy(input, target, opts)
-    opts = opts or {}
-    return wrap(C.fc_cross_entropy(input.p, target_of(target).p, ptr(opts.weight),
-      opts.ignore_index or C.FC_NO_INDEX, opts.label_smoothing or 0, reduction(opts), 1))
+    local name = 'cross_entropy'
+    opts = options(name, opts, CE_OPTS)
+    return wrap(C.fc_cross_entropy(input_of(name, input).p, class_target(target).p,
+      tensor_opt(name, opts, 'weight'), ignore_index(name, opts),
+      number_opt(name, opts, 'label_smoothing', 0), reduction(name, opts), 1))
   end
+
+  local NLL_OPTS = { weight = true, ignore_index = true, reduction = true }
   function F.nll_loss(input, target, opts)
-    opts = opts or {}
-    return wrap(C.fc_nll_loss(input.p, target_of(target).p, ptr(opts.weight),
-      opts.ignore_index or C.FC_NO_INDEX, reduction(opts), 1))
+    local name = 'nll_loss'
+    opts = options(name, opts, NLL_OPTS)
+    return wrap(C.fc_nll_loss(input_of(name, input).p, class_target(target).p,
+      tensor_opt(name, opts, 'weight'), ignore_index(name, opts), reduction(name, opts), 1))
   end
-  function F.mse_loss(input, target, opts)
-    return wrap(C.fc_mse_loss(input.p, H.tensor(target, input).p, reduction(opts or {})))
+
+  -- mse_loss / l1_loss: the target may be a number (a 0-dim tensor next to input).
+  local REDUCTION_ONLY = { reduction = true }
+  for _, name in ipairs { 'mse_loss', 'l1_loss' } do
+    local cfn = C['fc_' .. name]
+    F[name] = function(input, target, opts)
+      opts = options(name, opts, REDUCTION_ONLY)
+      input = input_of(name, input)
+      return wrap(cfn(input.p, H.tensor(target, input).p, reduction(name, opts)))
+    end
   end
-  function F.l1_loss(input, target, opts)
-    return wrap(C.fc_l1_loss(input.p, H.tensor(target, input).p, reduction(opts or {})))
-  end
+
+  local SMOOTH_OPTS = { beta = true, reduction = true }
   function F.smooth_l1_loss(input, target, opts)
-    opts = opts or {}
-    return wrap(C.fc_smooth_l1_loss(input.p, H.tensor(target, input).p, opts.beta or 1, reduction(opts)))
+    local name = 'smooth_l1_loss'
+    opts = options(name, opts, SMOOTH_OPTS)
+    input = input_of(name, input)
+    return wrap(C.fc_smooth_l1_loss(input.p, H.tensor(target, input).p,
+      number_opt(name, opts, 'beta', 1), reduction(name, opts)))
   end
+
+  local BCE_OPTS = { weight = true, reduction = true }
   function F.binary_cross_entropy(input, target, opts)
-    opts = opts or {}
-    return wrap(C.fc_binary_cross_entropy(input.p, H.tensor(target, input).p, ptr(opts.weight), reduction(opts)))
+    local name = 'binary_cross_entropy'
+    opts = options(name, opts, BCE_OPTS)
+    input = input_of(name, input)
+    return wrap(C.fc_binary_cross_entropy(input.p, H.tensor(target, input).p,
+      tensor_opt(name, opts, 'weight'), reduction(name, opts)))
   end
+
+  local BCEL_OPTS = { weight = true, pos_weight = true, reduction = true }
   function F.binary_cross_entropy_with_logits(input, target, opts)
-    opts = opts or {}
-    return wrap(C.fc_binary_cross_entropy_with_logits(input.p, H.tensor(target, input).p, ptr(opts.weight),
-      ptr(opts.pos_weight), reduction(opts)))
+    local name = 'binary_cross_entropy_with_logits'
+    opts = options(name, opts, BCEL_OPTS)
+    input = input_of(name, input)
+    return wrap(C.fc_binary_cross_entropy_with_logits(input.p, H.tensor(target, input).p,
+      tensor_opt(name, opts, 'weight'), tensor_opt(name, opts, 'pos_weight'), reduction(name, opts)))
   end
 end
