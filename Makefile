@@ -11,7 +11,9 @@ MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu
 BLAS_DIR ?= /usr/lib/$(MULTIARCH)/openblas-openmp
 OPT ?= -O3 -march=x86-64-v3
 SAN ?=
-CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -fPIC -fopenmp -fno-math-errno -Wall -Wextra -Werror \
+# -fno-trapping-math: fastc never reads the FP exception flags, and with trapping
+# math GCC will not if-convert float compares, so loops like exp_f32 stay scalar.
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -fPIC -fopenmp -fno-math-errno -fno-trapping-math -Wall -Wextra -Werror \
   -Wno-unused-parameter -Wno-type-limits -Wno-missing-field-initializers -Iruntime -I/usr/include/luajit-2.1 $(OPT) $(SAN)
 LIBS = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -ldnnl -lcjson -lz -lm -lpthread -ldl
 LUAJIT_A ?= /usr/lib/$(MULTIARCH)/libluajit-5.1.a
@@ -27,7 +29,7 @@ all: deps $(BUILD)/libfastc.so $(BUILD)/libfastc.a $(BUILD)/fastlua $(CDEF)
 deps:
 	@sh tools/deps.sh
 
-$(BUILD)/obj/%.o: runtime/%.c runtime/fastc.h runtime/internal.h
+$(BUILD)/obj/%.o: runtime/%.c $(wildcard runtime/*.h)
 	@mkdir -p $(dir $@)
 	@echo '  CC      $<'
 	@$(CC) $(CFLAGS_BASE) -c $< -o $@

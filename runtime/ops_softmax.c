@@ -10,15 +10,10 @@
  *   run along the rows, which are contiguous and vectorise.
  * float32 and float64 have kernels; half types compute in float32. */
 #include "internal.h"
+#include "softmax_rows.h"
 
-/* With trapping math GCC will not if-convert exp_f32's float compares (one
- * may raise FE_INVALID on a NaN), and the loops over it stay scalar — 6x
- * slower. fastc never reads the floating-point exception flags. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-trapping-math")
-#endif
 
-enum { GROUP = 64 };
+enum { GROUP = SOFTMAX_GROUP };
 
 /* expf written so loops over it vectorise (a libm call per element does
  * not): x = k ln2 + r with |r| <= ln2/2 (Cody-Waite), e^r by Cephes'
