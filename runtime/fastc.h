@@ -334,17 +334,30 @@ fc_tensor *fc_adaptive_avg_pool2d(fc_tensor *x, const int64_t *output_size);
 fc_tensor *fc_adaptive_max_pool2d(fc_tensor *x, const int64_t *output_size, fc_tensor **indices,
                                   int64_t base);
 
-/* training: normalise with batch statistics and update the running ones
- * (running = (1 - momentum) * running + momentum * batch, unbiased var);
- * otherwise use the running statistics. Any of the four may be NULL. */
+/* x: [N, C, ...]. training: normalise with the batch statistics and, when
+ * running stats are given, update them in place (running = (1 - momentum)
+ * * running + momentum * batch, the variance unbiased); momentum = 1/k on
+ * the k-th batch gives their cumulative average (PyTorch's momentum=None:
+ * nn.BatchNorm passes 1 / num_batches_tracked). Otherwise normalise with
+ * the running statistics, which must then be given. weight and bias may be
+ * NULL. The _relu form applies relu in the same pass. */
 fc_tensor *fc_batch_norm(fc_tensor *x, fc_tensor *running_mean, fc_tensor *running_var,
                          fc_tensor *weight, fc_tensor *bias, int training, double momentum,
                          double eps);
-/* normalises over the last `ndims` dims */
+fc_tensor *fc_batch_norm_relu(fc_tensor *x, fc_tensor *running_mean, fc_tensor *running_var,
+                              fc_tensor *weight, fc_tensor *bias, int training,
+                              double momentum, double eps);
+/* normalises over the last `ndims` dims; weight and bias (or NULL) have their shape */
 fc_tensor *fc_layer_norm(fc_tensor *x, int ndims, fc_tensor *weight, fc_tensor *bias, double eps);
+/* x: [N, C, ...], groups dividing C; weight and bias (or NULL): [C] */
 fc_tensor *fc_group_norm(fc_tensor *x, int groups, fc_tensor *weight, fc_tensor *bias, double eps);
+/* Inverted dropout with a Philox mask from the global generator (the same
+ * numbers for any thread count). Not training, or p == 0: x itself (another
+ * reference, no copy); p == 1: x * 0. */
 fc_tensor *fc_dropout(fc_tensor *x, double p, int training);
-/* padding_idx in the caller's base, or FC_NO_INDEX; its row gets no gradient */
+/* Rows of weight [V, D] picked by an integer index of any shape (counted
+ * from base): [*index.shape, D]. padding_idx in the caller's base, or
+ * FC_NO_INDEX; its row gets no gradient. Repeated indices add up. */
 fc_tensor *fc_embedding(fc_tensor *weight, fc_tensor *indices, int64_t padding_idx, int64_t base);
 
 /* ---- optimizer steps (fused, in place, outside autograd) --------------- */

@@ -72,6 +72,11 @@ int broadcast_shapes(const char *op, int na, const int64_t *sa, int nb, const in
 
 /* ---- randomness ------------------------------------------------------- */
 void philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+/* For kernels that draw their own numbers from the global generator:
+ * reserves `blocks` counters (4 words each) and returns the first, with the
+ * seed; philox_words gives the 4 words of one counter. */
+uint64_t philox_take(uint64_t blocks, uint64_t *seed);
+void philox_words(uint64_t seed, uint64_t counter, uint32_t out[4]);
 
 /* ---- autograd ------------------------------------------------------------
  * A node is the backward of one op. Its edges lead to the nodes of the

@@ -164,3 +164,10 @@ fc_tensor *fc_randperm(int64_t n, int dtype, fc_device dev) {
   fc_release(t);
   return c;
 }
+
+uint64_t philox_take(uint64_t blocks, uint64_t *seed) { return take_counters(blocks, seed); }
+
+void philox_words(uint64_t seed, uint64_t counter, uint32_t out[4]) {
+  philox_block b = philox(seed, counter);
+  memcpy(out, b.v, sizeof b.v);
+}

@@ -216,7 +216,12 @@ return function(fc, Tensor, H)
         local q = fc.no_grad(function() return p:to(x) end)
         if q.p ~= p.p then params[k] = q:detach():requires_grad_() end
       end
-      for k, b in pairs(buffers) do buffers[k] = b:to(x) end
+      for k, b in pairs(buffers) do
+        -- a dtype move leaves integer buffers (counters) alone, as PyTorch does
+        if b:is_floating_point() or type(x) ~= 'string' or x == 'cpu' or x:match('^cuda') then
+          buffers[k] = b:to(x)
+        end
+      end
     end
     return self
   end
@@ -463,19 +468,26 @@ return function(fc, Tensor, H)
       output_padding = self.output_padding, dilation = self.dilation, groups = self.groups })
   end
 
+  -- BatchNorm1d/2d: PyTorch's semantics. momentum = false (or setting
+  -- bn.momentum = nil, PyTorch's None) makes the running stats a cumulative
+  -- average over the batches seen: the k-th batch weighs 1/k.
+  -- track_running_stats = false keeps no stats: batch statistics always.
   local function batch_norm_class(name, dims)
     local BN = Module:extend(name)
     function BN:init(features, opts)
       Module.init(self)
       opts = opts or {}
-      self.num_features, self.eps, self.momentum = features, opts.eps or 1e-5, opts.momentum or 0.1
-      if opts.affine ~= false then
+      self.num_features, self.eps = features, opts.eps or 1e-5
+      if opts.momentum == false then self.momentum = nil else self.momentum = opts.momentum or 0.1 end
+      self.affine, self.track_running_stats = opts.affine ~= false, opts.track_running_stats ~= false
+      if self.affine then
         self.weight = fc.ones(features):requires_grad_()
         self.bias = fc.zeros(features):requires_grad_()
       end
-      if opts.track_running_stats ~= false then
+      if self.track_running_stats then
         self:register_buffer('running_mean', fc.zeros(features))
         self:register_buffer('running_var', fc.ones(features))
+        self:register_buffer('num_batches_tracked', fc.zeros({}, { dtype = 'int64' }))
       end
     end
     function BN:forward(x)
@@ -483,11 +495,21 @@ return function(fc, Tensor, H)
         raise(fmt('%s: expected a %d-d or %d-d input, got shape [%s]', name, dims[1], dims[2],
           table.concat(x:size(), ',')))
       end
-      local use_batch = self.training or not self.running_mean
+      local momentum = self.momentum or 0
+      if self.training and self.running_mean then
+        local n = self.num_batches_tracked
+        if n then
+          fc.no_grad(function() n:add_(1) end)
+          if not self.momentum then momentum = 1 / n:item() end
+        end
+      end
       return F.batch_norm(x, self.running_mean, self.running_var, { weight = self.weight,
-        bias = self.bias, training = use_batch, momentum = self.momentum, eps = self.eps })
+        bias = self.bias, training = self.training or not self.running_mean, momentum = momentum, eps = self.eps })
     end
-    function BN:extra_repr() return fmt('%d, eps=%g, momentum=%g', self.num_features, self.eps, self.momentum) end
+    function BN:extra_repr()
+      return fmt('%d, eps=%g, momentum=%s, affine=%s, track_running_stats=%s', self.num_features, self.eps,
+        self.momentum and fmt('%g', self.momentum) or 'nil', tostring(self.affine), tostring(self.track_running_stats))
+    end
     nn[name] = BN
   end
   batch_norm_class('BatchNorm1d', { 2, 3 })
@@ -514,6 +536,9 @@ return function(fc, Tensor, H)
   function GroupNorm:init(groups, channels, opts)
     Module.init(self)
     opts = opts or {}
+    if channels % groups ~= 0 then
+      raise(fmt('GroupNorm: %d groups do not divide %d channels', groups, channels))
+    end
     self.num_groups, self.num_channels, self.eps = groups, channels, opts.eps or 1e-5
     if opts.affine ~= false then
       self.weight = fc.ones(channels):requires_grad_()
@@ -523,26 +548,45 @@ return function(fc, Tensor, H)
   function GroupNorm:forward(x)
     return F.group_norm(x, self.num_groups, { weight = self.weight, bias = self.bias, eps = self.eps })
   end
+  function GroupNorm:extra_repr() return fmt('%d, %d, eps=%g', self.num_groups, self.num_channels, self.eps) end
 
-  local Dropout = Module:extend('Dropout')
-  nn.Dropout = Dropout
-  function Dropout:init(p)
-    Module.init(self)
-    self.p = p or 0.5
+  local function dropout_class(name, fn)
+    local D = Module:extend(name)
+    function D:init(p)
+      Module.init(self)
+      p = p or 0.5
+      if type(p) ~= 'number' or p < 0 or p > 1 then raise(fmt('%s: p must be in [0, 1], got %s', name, tostring(p))) end
+      self.p = p
+    end
+    function D:forward(x) return fn(x, { p = self.p, training = self.training }) end
+    function D:extra_repr() return 'p=' .. self.p end
+    nn[name] = D
   end
-  function Dropout:forward(x) return F.dropout(x, { p = self.p, training = self.training }) end
-  function Dropout:extra_repr() return 'p=' .. self.p end
+  dropout_class('Dropout', function(x, o) return F.dropout(x, o) end)
+  dropout_class('Dropout2d', function(x, o) return F.dropout2d(x, o) end)
 
+  -- padding_idx counts from 1 (negative: from the end); that row starts at
+  -- zero and gets no gradient.
   local Embedding = Module:extend('Embedding')
   nn.Embedding = Embedding
   function Embedding:init(num, dim, opts)
     Module.init(self)
     opts = opts or {}
-    self.num_embeddings, self.embedding_dim, self.padding_idx = num, dim, opts.padding_idx
+    local pad = opts.padding_idx
+    if pad ~= nil and pad < 0 then pad = num + 1 + pad end
+    if pad ~= nil and (pad < 1 or pad > num or pad ~= math.floor(pad)) then
+      raise(fmt('Embedding: padding_idx %s out of range for %d embeddings (valid 1..%d or -%d..-1)',
+        tostring(opts.padding_idx), num, num, num))
+    end
+    self.num_embeddings, self.embedding_dim, self.padding_idx = num, dim, pad
     self.weight = fc.randn(num, dim):requires_grad_()
-    if self.padding_idx then fc.no_grad(function() self.weight[self.padding_idx]:fill_(0) end) end
+    if pad then fc.no_grad(function() self.weight[pad]:fill_(0) end) end
   end
   function Embedding:forward(idx) return F.embedding(idx, self.weight, { padding_idx = self.padding_idx }) end
+  function Embedding:extra_repr()
+    return fmt('%d, %d', self.num_embeddings, self.embedding_dim) ..
+      (self.padding_idx and ', padding_idx=' .. self.padding_idx or '')
+  end
 
   -- ---- pooling: PyTorch's option sets, kernels in runtime/ops_pool.c ----------
   -- Sizes print as PyTorch's do: 2 or {2,3}.

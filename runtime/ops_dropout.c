@@ -1,0 +1,132 @@
+/* ops_dropout.c — inverted dropout with a bit-packed mask.
+ *
+ * Element i is kept when word i % 4 of Philox counter first + i / 4 is below
+ * (1 - p) 2^32: a pure function of (seed, counter, i), so any number of
+ * threads draws the same mask, and one call advances the global generator
+ * by ceil(n / 4) counters. Kept elements are scaled by 1 / (1 - p), dropped
+ * ones multiplied by 0 (so NaN stays NaN, as in PyTorch). Backward needs
+ * only the mask, kept as one bit per element: n / 8 bytes instead of a
+ * float copy of the input. */
+#include "internal.h"
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
+enum { CHUNK = 64 }; /* elements per parallel step: 64 mask bits, 8 bytes */
+
+typedef struct {
+  uint64_t seed, first, threshold; /* keep when word < threshold */
+  double scale;
+} dropout_draw;
+
+/* The keep bits of elements i0 .. i0 + 63 (those below n). */
+static uint64_t chunk_bits(const dropout_draw *d, int64_t i0, int64_t n) {
+  uint64_t bits = 0;
+  int64_t count = n - i0 < CHUNK ? n - i0 : CHUNK;
+  for (int64_t j = 0; j < count; j += 4) {
+    uint32_t w[4];
+    philox_words(d->seed, d->first + (uint64_t)(i0 + j) / 4, w);
+    for (int k = 0; k < 4 && j + k < count; k++)
+      bits |= (uint64_t)((uint64_t)w[k] < d->threshold) << (j + k);
+  }
+  return bits;
+}
+
+static inline bool mask_bit(const uint8_t *mask, int64_t i) { return (mask[i >> 3] >> (i & 7)) & 1; }
+
+#define DROPOUT_KERNELS(T, SFX)                                                          \
+  static void dropout_forward_##SFX(T *y, const T *x, uint8_t *mask, int64_t n,          \
+                                    const dropout_draw *d) {                             \
+    int64_t chunks = (n + CHUNK - 1) / CHUNK;                                            \
+    T scale = (T)d->scale;                                                               \
+    _Pragma("omp parallel for if (n > PARALLEL_GRAIN / 8) schedule(static)")             \
+    for (int64_t c = 0; c < chunks; c++) {                                               \
+      int64_t i0 = c * CHUNK, count = n - i0 < CHUNK ? n - i0 : CHUNK;                   \
+      uint64_t bits = chunk_bits(d, i0, n);                                              \
+      for (int64_t j = 0; j < (count + 7) / 8; j++) mask[c * 8 + j] = (uint8_t)(bits >> (8 * j)); \
+      for (int64_t j = 0; j < count; j++) y[i0 + j] = x[i0 + j] * ((bits >> j) & 1 ? scale : 0); \
+    }                                                                                    \
+  }                                                                                      \
+  static void dropout_backward_##SFX(T *gx, const T *g, const uint8_t *mask, int64_t n,  \
+                                     double scale) {                                     \
+    T s = (T)scale;                                                                      \
+    _Pragma("omp parallel for if (n > PARALLEL_GRAIN) schedule(static)")                 \
+    for (int64_t i = 0; i < n; i++) gx[i] = g[i] * (mask_bit(mask, i) ? s : 0);          \
+  }
+
+DROPOUT_KERNELS(float, f32)
+DROPOUT_KERNELS(double, f64)
+
+static int compute_dtype(int dtype) { return dtype == FC_FLOAT64 ? FC_FLOAT64 : FC_FLOAT32; }
+
+static fc_tensor *dense(fc_tensor *t, int dtype) {
+  int previous = grad_mode_push(false);
+  fc_tensor *c = fc_to_dtype(t, dtype), *d = c ? fc_contiguous(c) : NULL;
+  grad_mode_pop(previous);
+  fc_release(c);
+  return d;
+}
+
+/* Saved: [0] the mask. arg[0]: the scale. */
+static int dropout_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
+  int dtype = compute_dtype(g->dtype);
+  fc_tensor *gd = dense(g, dtype);
+  fc_tensor *gx = gd ? fc_empty(gd->ndim, gd->shape, dtype, gd->device) : NULL;
+  const uint8_t *mask = (const uint8_t *)elem_ptr(n->saved[0]);
+  if (gx && dtype == FC_FLOAT64)
+    dropout_backward_f64((double *)elem_ptr(gx), (const double *)elem_ptr(gd), mask, gx->numel, n->arg[0]);
+  else if (gx)
+    dropout_backward_f32((float *)elem_ptr(gx), (const float *)elem_ptr(gd), mask, gx->numel, n->arg[0]);
+  fc_release(gd);
+  gi[0] = gx;
+  return gx ? 0 : -1;
+}
+
+fc_tensor *fc_dropout(fc_tensor *x, double p, int training) {
+  const char *op = "dropout";
+  if (check_defined(op, x, "input") < 0) return NULL;
+  if (check_same_device(op, 1, (const fc_tensor *const[]){x}) < 0) return NULL;
+  if (!is_float_dtype(x->dtype)) FAIL("%s: input must be floating point, got %s", op, DTYPE(x));
+  if (!(p >= 0 && p <= 1)) FAIL("%s: p must be in [0, 1], got %g", op, p);
+  if (!training || p == 0 || x->numel == 0) return fc_retain(x);
+  if (p == 1) { /* everything dropped: x * 0, as PyTorch does */
+    fc_tensor *zero = fc_scalar(0, x->dtype, x->device);
+    fc_tensor *out = zero ? fc_mul(x, zero) : NULL;
+    fc_release(zero);
+    return out;
+  }
+  int dtype = compute_dtype(x->dtype);
+  int64_t n = x->numel, nbytes = (n + 7) / 8;
+  fc_tensor *xd = dense(x, dtype);
+  fc_tensor *out = xd ? fc_empty(x->ndim, x->shape, dtype, x->device) : NULL;
+  fc_tensor *mask = out ? fc_empty(1, &nbytes, FC_UINT8, x->device) : NULL;
+  if (!mask) {
+    fc_release(xd), fc_release(out);
+    return NULL;
+  }
+  dropout_draw d = {.threshold = (uint64_t)((1 - p) * 4294967296.0), .scale = 1 / (1 - p)};
+  d.first = philox_take((uint64_t)(n + 3) / 4, &d.seed);
+  uint8_t *m = (uint8_t *)elem_ptr(mask);
+  if (dtype == FC_FLOAT64)
+    dropout_forward_f64((double *)elem_ptr(out), (const double *)elem_ptr(xd), m, n, &d);
+  else
+    dropout_forward_f32((float *)elem_ptr(out), (const float *)elem_ptr(xd), m, n, &d);
+  fc_release(xd);
+  if (dtype != x->dtype) {
+    fc_tensor *h = fc_to_dtype(out, x->dtype);
+    fc_release(out);
+    out = h;
+  }
+  if (out && grad_needed(1, &x)) {
+    fc_node *node = record(op, dropout_backward, out, 1, &x);
+    if (!node) {
+      fc_release(out), fc_release(mask);
+      return NULL;
+    }
+    node_save(node, mask);
+    node->arg[0] = d.scale;
+  }
+  fc_release(mask);
+  return out;
+}
