@@ -372,6 +372,26 @@ int fc_sgd_step(fc_tensor *param, fc_tensor *grad, fc_tensor *momentum_buf, doub
 int fc_adam_step(fc_tensor *param, fc_tensor *grad, fc_tensor *exp_avg, fc_tensor *exp_avg_sq,
                  double lr, double beta1, double beta2, double eps, double weight_decay,
                  int decoupled, int64_t step);
+/* fastai's update rules (fastai/optimizer.py), each one pass per parameter.
+ * Weight decay first: decoupled (p *= 1 - lr*wd) or L2 (wd*p added to the
+ * gradient, the gradient tensor itself untouched); wd 0 skips it.
+ * fastai's Adam is fc_adam_step with fastai's defaults: its debias
+ * damp*(1-mom^t)/(1-mom) with damp = 1-mom is torch's 1-mom^t, and eps sits
+ * outside the square root in both.
+ * SGD: grad_avg = mom*grad_avg + g (no dampening; NULL: plain SGD), then
+ * p -= lr*grad_avg. */
+int fc_sgdw_step(fc_tensor *param, fc_tensor *grad, fc_tensor *grad_avg, double lr, double mom,
+                 double wd, int decoupled);
+/* RMSProp: sqr_avg = sqr_mom*sqr_avg + (1-sqr_mom)*g^2; grad_avg (NULL: none)
+ * = mom*grad_avg + g; p -= lr * (grad_avg or g) / (sqrt(sqr_avg) + eps). */
+int fc_rmsprop_step(fc_tensor *param, fc_tensor *grad, fc_tensor *grad_avg, fc_tensor *sqr_avg,
+                    double lr, double mom, double sqr_mom, double eps, double wd, int decoupled);
+/* RAdam: Adam's moments, then the variance rectification for step t; while
+ * the rectified length r <= 5 the step is momentum only. beta > 0 passes the
+ * denominator through softplus(beta). */
+int fc_radam_step(fc_tensor *param, fc_tensor *grad, fc_tensor *grad_avg, fc_tensor *sqr_avg,
+                  double lr, double mom, double sqr_mom, double eps, double wd, int decoupled,
+                  double beta, int64_t step);
 
 /* ---- files ------------------------------------------------------------- */
 /* safetensors: an 8-byte little-endian header length, a JSON header naming
