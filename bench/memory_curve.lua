@@ -25,7 +25,7 @@ fc.manual_seed(0)
 local x = fc.read_idx(DATA .. '/train-images-idx3-ubyte.gz'):float():div(255):unsqueeze(2)
 local y = fc.read_idx(DATA .. '/train-labels-idx1-ubyte.gz'):long() + 1
 local model = (models[name] or error('unknown model ' .. name))()
-local opt = fc.optim.Adam(model:parameters(), { lr = 1e-3 })
+local opt = fc.optim.torch.Adam(model:parameters(), { lr = 1e-3 })
 local n, bs = x:size(1), 128
 local perm, pos = fc.randperm(n), 1
 local samples = {}
