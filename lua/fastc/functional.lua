@@ -1,4 +1,4 @@
--- lua/fastc/functional.lua — fc.F: convolution (C, im2col + GEMM) and the
+-- lua/fastc/functional.lua — fc.F: convolution (C: oneDNN, im2col + GEMM) and the
 -- layers composed from differentiable tensor ops: batch/layer/group norm,
 -- dropout, embedding, pooling. Composed ops get autograd for free; fused C
 -- kernels can replace any of them later without changing this API.
@@ -27,6 +27,16 @@ return function(fc, Tensor, H)
     opts = opts or {}
     return wrap(C.fc_conv1d(x.p, w.p, b and b.p or nil, opts.stride or 1, opts.padding or 0,
       opts.dilation or 1, opts.groups or 1))
+  end
+  -- F.conv_transpose2d(x, w, b, {stride=1, padding=0, output_padding=0, dilation=1, groups=1});
+  -- w is [Cin, Cout/groups, kh, kw] as in PyTorch
+  function F.conv_transpose2d(x, w, b, opts)
+    opts = opts or {}
+    local s = ints2(pair(opts.stride or 1, 'stride'))
+    local p = ints2(pair(opts.padding or 0, 'padding'))
+    local op = ints2(pair(opts.output_padding or 0, 'output_padding'))
+    local d = ints2(pair(opts.dilation or 1, 'dilation'))
+    return wrap(C.fc_conv_transpose2d(x.p, w.p, b and b.p or nil, s, p, op, d, opts.groups or 1))
   end
 
   -- Per-channel statistics over every dim but the channel dim (2).
