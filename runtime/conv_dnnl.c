@@ -13,6 +13,10 @@
  * which wins was decided by measurement (`backend` below), and any
  * reorder a primitive needs is made and cached with it.
  *
+ * oneDNN declines a trailing padding below -(stride - 1), which a transpose
+ * gets when output_padding - padding >= stride (allowed while output_padding
+ * is smaller than the dilation); build() fails and im2col takes the case.
+ *
  * Threads: this oneDNN is built on the same OpenMP runtime as fastc
  * (libgomp), and sizes its parallel regions from omp_get_max_threads(), which
  * fc_set_num_threads / FASTC_NUM_THREADS set: one pool, no oversubscription. */
