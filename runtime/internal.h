@@ -127,6 +127,34 @@ void grad_mode_pop(int previous);
 enum { PARALLEL_GRAIN = 32768 };
 int num_threads(void);
 
+/* ---- convolution kernels (conv.c dispatches between the two) -------------
+ * One geometry for conv2d and its transpose: x [N,C,H,W] convolved with
+ * w [Co,C/groups,kh,kw] gives y [N,Co,Ho,Wo]. ph/pw pad the top/left; Ho/Wo
+ * are given, so the bottom/right padding is whatever makes them fit (it is
+ * smaller than ph/pw when a transpose has output_padding). Pointers are to
+ * contiguous data; outputs are overwritten; b, gb may be NULL. */
+typedef struct conv_geom {
+  int64_t N, C, H, W, Co, kh, kw, Ho, Wo;
+  int sh, sw, ph, pw, dh, dw, groups;
+} conv_geom;
+/* im2col + BLAS, float32 (f64 false) or float64: the path for any case. */
+int im2col_conv_forward(const conv_geom *g, bool f64, const void *x, const void *w, const void *b, void *y);
+int im2col_conv_backward_data(const conv_geom *g, bool f64, const void *w, const void *gy, void *gx);
+int im2col_conv_backward_weights(const conv_geom *g, bool f64, const void *x, const void *gy, void *gw, void *gb);
+/* oneDNN, float32 only: 0 done, 1 oneDNN cannot take this case (use im2col),
+ * -1 error (set). */
+int dnnl_conv_forward(const conv_geom *g, const float *x, const float *w, const float *b, float *y);
+int dnnl_conv_backward_data(const conv_geom *g, const float *w, const float *gy, float *gx);
+int dnnl_conv_backward_weights(const conv_geom *g, const float *x, const float *gy, float *gw, float *gb);
+/* Which kernels float32 takes; the default is CONV_DNNL, or what the
+ * environment says (FASTC_CONV_BACKEND=im2col, FASTC_DNNL_LAYOUT=nchw).
+ * Tests switch it to reach every path. */
+enum { CONV_DNNL, CONV_DNNL_PLAIN, CONV_IM2COL };
+void conv_set_backend(int backend);
+/* The backend that ran this thread's last convolution kernel (tests check
+ * that oneDNN really took the cases it should). */
+int conv_last_backend(void);
+
 /* ---- elementwise iteration -----------------------------------------------
  * An iterator walks up to 4 operands (operand 0 is the output) over one
  * broadcast shape, calling a kernel on runs of the innermost dim with byte

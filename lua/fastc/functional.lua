@@ -1,7 +1,6 @@
--- lua/fastc/functional.lua — fc.F: convolution (C, im2col + GEMM) and the
--- layers composed from differentiable tensor ops: pooling. Composed ops get
--- autograd for free; fused C kernels can replace any of them later without
--- changing this API (normalisation, dropout and embedding already have: ext_norm.lua).
+-- lua/fastc/functional.lua — fc.F: convolution (C: oneDNN for float32, im2col +
+-- GEMM for float64) and pooling (C: runtime/ops_pool.c). Normalisation,
+-- dropout and embedding are fused C kernels too, bound in ext_norm.lua.
 return function(fc, Tensor, H)
   local C, wrap, raise, fmt = H.C, H.wrap, H.raise, string.format
   local ffi = require 'ffi'
@@ -27,6 +26,16 @@ return function(fc, Tensor, H)
     opts = opts or {}
     return wrap(C.fc_conv1d(x.p, w.p, b and b.p or nil, opts.stride or 1, opts.padding or 0,
       opts.dilation or 1, opts.groups or 1))
+  end
+  -- F.conv_transpose2d(x, w, b, {stride=1, padding=0, output_padding=0, dilation=1, groups=1});
+  -- w is [Cin, Cout/groups, kh, kw] as in PyTorch
+  function F.conv_transpose2d(x, w, b, opts)
+    opts = opts or {}
+    local s = ints2(pair(opts.stride or 1, 'stride'))
+    local p = ints2(pair(opts.padding or 0, 'padding'))
+    local op = ints2(pair(opts.output_padding or 0, 'output_padding'))
+    local d = ints2(pair(opts.dilation or 1, 'dilation'))
+    return wrap(C.fc_conv_transpose2d(x.p, w.p, b and b.p or nil, s, p, op, d, opts.groups or 1))
   end
 
   -- batch/layer/group norm, dropout and embedding: fused C kernels, in ext_norm.lua.

@@ -467,6 +467,11 @@ return function(fc, Tensor, H)
     return F.conv_transpose2d(x, self.weight, self.bias, { stride = self.stride, padding = self.padding,
       output_padding = self.output_padding, dilation = self.dilation, groups = self.groups })
   end
+  function ConvTranspose2d:extra_repr()
+    return fmt('%d, %d, kernel_size={%d,%d}, stride={%d,%d}, padding={%d,%d}, output_padding={%d,%d}',
+      self.in_channels, self.out_channels, self.kernel_size[1], self.kernel_size[2], self.stride[1],
+      self.stride[2], self.padding[1], self.padding[2], self.output_padding[1], self.output_padding[2])
+  end
 
   -- BatchNorm1d/2d: PyTorch's semantics. momentum = false (or setting
   -- bn.momentum = nil, PyTorch's None) makes the running stats a cumulative
