@@ -3,26 +3,35 @@
  *
  * Every op sees its input as P = N*C contiguous planes of H x W and works
  * plane by plane, planes in parallel (OpenMP): a plane's outputs and its
- * gradient touch no other plane, so the backward scatters need no atomics.
- * Windows, along each axis (PyTorch's rules):
- * - max_pool2d: output o taps o*s - p + j*d for j < k, skipping taps in the
- *   padding. The first maximum in row-major order wins and a NaN wins over
- *   everything (NaNs propagate); indices are flat positions h*W + w within
- *   the plane, plus the caller's base.
- * - avg_pool2d: [o*s - p, o*s - p + k) clipped to the padded input gives
- *   the divisor when count_include_pad, clipped to the input the sum (and
- *   the divisor otherwise).
+ * gradient touch no other plane, so the backward passes need no atomics.
+ *
+ * Windows are products of one window per axis, so each op is planned per
+ * axis first (axis_plan: the taps of every output along that axis) and the
+ * kernels are separable: a pass along each input row per output column
+ * into a scratch [H, Wo] buffer, then a pass down the rows of each window,
+ * which runs along contiguous output rows and vectorises. The axis rules
+ * (PyTorch's):
+ * - max_pool2d: output o taps o*s - p + j*d for j < k, skipping the padding.
+ *   The first maximum in row-major order wins and NaN wins over everything
+ *   (the last NaN's index): taking each row's first max (or last NaN), then
+ *   the first row's (last row's) gives the same element as a direct scan.
+ *   Indices are flat positions h*W + w within the plane, plus the base.
+ * - avg_pool2d: [o*s - p, o*s - p + k) clipped to the padded input gives the
+ *   divisor when count_include_pad, clipped to the input the sum (and the
+ *   divisor otherwise); a window with nothing inside the input gives 0.
  * - adaptive: output o of n over an input of m covers
- *   [floor(o*m/n), ceil((o+1)*m/n)), so windows may overlap, differ in size
+ *   [floor(o*m/n), ceil((o+1)*m/n)): windows may overlap, differ in size
  *   or (n > m) repeat an element.
- * Fast paths: 2x2 stride-2 max pool without padding or partial windows, and
- * the global average pool (adaptive to 1x1). float32 and float64 have
- * kernels; the half types compute in float32; integer tensors are refused. */
+ * Fast paths: 2x2 stride-2 max pool without padding or partial windows (no
+ * scratch at all), and the global pools (adaptive to 1x1). float32
+ * and float64 have kernels; the half types compute in float32; integer
+ * tensors are refused. */
 #include "internal.h"
+#include <stdlib.h>
 
-/* The NaN tests below are plain compares; with trapping math GCC would keep
- * the selects as branches and the 2x2 loop would not vectorise. fastc never
- * reads the floating-point exception flags. */
+/* The selects below compare floats; with trapping math GCC keeps them as
+ * branches, which mispredict on every random window. fastc never reads the
+ * floating-point exception flags. */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("no-trapping-math")
 #endif
@@ -37,124 +46,212 @@ typedef struct pool_geom {
   bool count_include_pad;
 } pool_geom;
 
-/* ---- windows along one axis --------------------------------------------- */
+/* ---- axis plans ------------------------------------------------------------
+ * Output o reads the input at start[o], start[o] + step, ... < end[o] (an
+ * empty window has end <= start; start is then only the index PyTorch
+ * reports). span[o]: the window's length in the padded input, the average's
+ * divisor with count_include_pad. Inverse: the outputs whose window holds
+ * input i are lo[i] <= o < hi[i] (step 1 plans only; starts and ends never
+ * decrease, so that set is a range). */
+typedef struct axis_plan {
+  int64_t n, in, step;
+  int64_t *start, *end, *span, *lo, *hi;
+} axis_plan;
 
-/* Max pool: the taps of output o are start, start + d, ... < end. */
-static inline void max_window(int64_t o, int s, int p, int k, int d, int64_t in, int64_t *start,
-                              int64_t *end) {
-  int64_t a = o * s - p, b = a + (int64_t)(k - 1) * d + 1;
-  while (a < 0) a += d;
-  *start = a, *end = b < in ? b : in;
+static void max_axis(axis_plan *a, int k, int s, int p, int d) {
+  a->step = d;
+  for (int64_t o = 0; o < a->n; o++) {
+    int64_t first = o * s - p, last = first + (int64_t)(k - 1) * d;
+    while (first < 0) first += d;
+    a->start[o] = first, a->end[o] = last + 1 < a->in ? last + 1 : a->in;
+  }
 }
 
-/* Avg pool: [start, end) inside the input; returns the window's length
- * inside the padded input (the count_include_pad divisor). */
-static inline int64_t avg_window(int64_t o, int s, int p, int k, int64_t in, int64_t *start,
-                                 int64_t *end) {
-  int64_t a = o * s - p, b = a + k;
-  if (b > in + p) b = in + p;
-  *start = a < 0 ? 0 : a, *end = b < in ? b : in;
-  return b - a;
+static void avg_axis(axis_plan *a, int k, int s, int p) {
+  a->step = 1;
+  for (int64_t o = 0; o < a->n; o++) {
+    int64_t first = o * s - p, end = first + k;
+    if (end > a->in + p) end = a->in + p;
+    a->span[o] = end - first;
+    a->start[o] = first < 0 ? 0 : first, a->end[o] = end < a->in ? end : a->in;
+  }
 }
 
-/* Adaptive: [floor(o*in/out), ceil((o+1)*in/out)), split so o*in cannot overflow. */
-static inline void adaptive_window(int64_t o, int64_t out, int64_t in, int64_t *start, int64_t *end) {
-  *start = (o / out) * in + (o % out) * in / out;
-  *end = 1 + ((o + 1) * in - 1) / out;
+/* floor(o*in/n) and ceil((o+1)*in/n), split so o*in cannot overflow */
+static void adaptive_axis(axis_plan *a) {
+  a->step = 1;
+  for (int64_t o = 0; o < a->n; o++) {
+    a->start[o] = (o / a->n) * a->in + (o % a->n) * a->in / a->n;
+    a->end[o] = 1 + ((o + 1) * a->in - 1) / a->n;
+    a->span[o] = a->end[o] - a->start[o];
+  }
 }
 
-/* v replaces the running max m: larger, or NaN (which then stays). */
-#define TAKES(v, m) ((v) > (m) || (v) != (v))
+static void invert_axis(axis_plan *a) {
+  int64_t lo = 0, hi = 0;
+  for (int64_t i = 0; i < a->in; i++) {
+    while (lo < a->n && a->end[lo] <= i) lo++;
+    while (hi < a->n && a->start[hi] <= i) hi++;
+    a->lo[i] = lo, a->hi[i] = hi > lo ? hi : lo;
+  }
+}
 
-/* ---- kernels, one plane each --------------------------------------------- */
+/* Both axes of one op in one allocation; NULL if out of memory. */
+typedef struct pool_plan { axis_plan rows, cols; int64_t *mem; } pool_plan;
+
+static int make_plan(pool_kind kind, const pool_geom *g, pool_plan *pl) {
+  int64_t nr = 3 * g->Ho + 2 * g->H, nc = 3 * g->Wo + 2 * g->W;
+  pl->mem = malloc(sizeof(int64_t) * (size_t)(nr + nc + 1));
+  if (!pl->mem) FAIL_INT("%s: out of memory", OP_NAME[kind]);
+  axis_plan *ax[2] = {&pl->rows, &pl->cols};
+  int64_t *m = pl->mem, n[2] = {g->Ho, g->Wo}, in[2] = {g->H, g->W};
+  int k[2] = {g->kh, g->kw}, s[2] = {g->sh, g->sw}, p[2] = {g->ph, g->pw}, d[2] = {g->dh, g->dw};
+  for (int i = 0; i < 2; i++) {
+    axis_plan *a = ax[i];
+    a->n = n[i], a->in = in[i];
+    a->start = m, a->end = m + n[i], a->span = m + 2 * n[i], a->lo = m + 3 * n[i];
+    a->hi = a->lo + in[i];
+    m = a->hi + in[i];
+    if (kind == MAX_POOL) max_axis(a, k[i], s[i], p[i], d[i]);
+    else if (kind == AVG_POOL) avg_axis(a, k[i], s[i], p[i]);
+    else adaptive_axis(a);
+    if (a->step == 1) invert_axis(a);
+  }
+  return 0;
+}
+
+/* ---- kernels, one plane each ----------------------------------------------- */
+
+/* v replaces the running max m: larger, or NaN (which then stays). A
+ * bitwise | so no short-circuit branch is made. */
+#define TAKES(v, m) (((v) > (m)) | ((v) != (v)))
 
 #define POOL_KERNELS(T, SFX)                                                                \
-  /* y = max over each window; ix (or NULL) = base + the argmax's flat position. */        \
-  static void max_plane_##SFX(const T *x, T *y, int64_t *ix, const pool_geom *g,            \
-                              int64_t base) {                                               \
-    for (int64_t oh = 0; oh < g->Ho; oh++) {                                                \
-      int64_t h0, h1;                                                                       \
-      max_window(oh, g->sh, g->ph, g->kh, g->dh, g->H, &h0, &h1);                           \
-      for (int64_t ow = 0; ow < g->Wo; ow++) {                                              \
-        int64_t w0, w1;                                                                     \
-        max_window(ow, g->sw, g->pw, g->kw, g->dw, g->W, &w0, &w1);                         \
-        T m = -INFINITY;                                                                    \
-        int64_t at = h0 * g->W + w0;                                                        \
-        for (int64_t h = h0; h < h1; h += g->dh)                                            \
-          for (int64_t w = w0; w < w1; w += g->dw) {                                        \
-            T v = x[h * g->W + w];                                                          \
-            if (TAKES(v, m)) m = v, at = h * g->W + w;                                      \
-          }                                                                                 \
-        y[oh * g->Wo + ow] = m;                                                             \
-        if (ix) ix[oh * g->Wo + ow] = at + base;                                            \
+  /* Each row's max over every column window: hm[ow] and (if hc) its column. */            \
+  static void row_max_##SFX(const T *row, const axis_plan *c, T *hm, int64_t *hc) {         \
+    for (int64_t o = 0; o < c->n; o++) {                                                    \
+      int64_t a = c->start[o], b = c->end[o], s = c->step;                                  \
+      T m = -INFINITY;                                                                      \
+      int nan = 0;                                                                          \
+      for (int64_t w = a; w < b; w += s) {                                                  \
+        T v = row[w];                                                                       \
+        m = v > m ? v : m;                                                                  \
+        nan |= v != v;                                                                      \
+      }                                                                                     \
+      hm[o] = nan ? (T)NAN : m;                                                             \
+      if (!hc) continue;                                                                    \
+      int64_t at = a; /* the first tap when no element is larger than -inf */               \
+      if (nan) {                                                                            \
+        for (int64_t w = a; w < b; w += s) at = row[w] != row[w] ? w : at;                  \
+      } else {                                                                              \
+        int found = 0;                                                                      \
+        for (int64_t w = a; w < b; w += s) {                                                \
+          int hit = !found & (row[w] == m);                                                 \
+          at = hit ? w : at;                                                                \
+          found |= hit;                                                                     \
+        }                                                                                   \
+      }                                                                                     \
+      hc[o] = at;                                                                           \
+    }                                                                                       \
+  }                                                                                         \
+                                                                                            \
+  /* y = max over each window; ix (or NULL) = base + the argmax's flat index.               \
+   * hm, hc: [H, Wo] scratch. */                                                            \
+  static void max_plane_##SFX(const T *x, T *y, int64_t *ix, const pool_plan *pl, T *hm,    \
+                              int64_t *hc, int64_t base) {                                  \
+    const axis_plan *r = &pl->rows, *c = &pl->cols;                                         \
+    int64_t W = c->in, Wo = c->n;                                                           \
+    for (int64_t h = 0; h < r->in; h++)                                                     \
+      row_max_##SFX(x + h * W, c, hm + h * Wo, ix ? hc + h * Wo : NULL);                    \
+    for (int64_t oh = 0; oh < r->n; oh++) {                                                 \
+      T *yo = y + oh * Wo;                                                                  \
+      int64_t *io = ix ? ix + oh * Wo : NULL;                                               \
+      for (int64_t ow = 0; ow < Wo; ow++) yo[ow] = -INFINITY;                               \
+      if (io)                                                                               \
+        for (int64_t ow = 0; ow < Wo; ow++) io[ow] = base + r->start[oh] * W + c->start[ow]; \
+      for (int64_t h = r->start[oh]; h < r->end[oh]; h += r->step) {                        \
+        const T *hr = hm + h * Wo;                                                          \
+        if (!io) {                                                                          \
+          for (int64_t ow = 0; ow < Wo; ow++) yo[ow] = TAKES(hr[ow], yo[ow]) ? hr[ow] : yo[ow]; \
+          continue;                                                                         \
+        }                                                                                   \
+        const int64_t *cr = hc + h * Wo;                                                    \
+        for (int64_t ow = 0; ow < Wo; ow++) {                                               \
+          T v = hr[ow], m = yo[ow];                                                         \
+          int take = TAKES(v, m);                                                           \
+          yo[ow] = take ? v : m;                                                            \
+          io[ow] = take ? base + h * W + cr[ow] : io[ow];                                   \
+        }                                                                                   \
       }                                                                                     \
     }                                                                                       \
   }                                                                                         \
                                                                                             \
-  /* The 2x2 stride-2 case with every window whole: selects only, so the                   \
-   * loops vectorise. Scan order a b / c d as in the general kernel. */                     \
-  static void max2x2_plane_##SFX(const T *x, T *y, int64_t *ix, const pool_geom *g,         \
-                                 int64_t base) {                                            \
-    int64_t W = g->W, Wo = g->Wo;                                                           \
-    for (int64_t oh = 0; oh < g->Ho; oh++) {                                                \
+  /* The 2x2 stride-2 case with every window whole: no plan, no scratch.                    \
+   * Scan order a b / c d as in the general kernel. */                                      \
+  static void max2x2_plane_##SFX(const T *x, T *y, int64_t *ix, int64_t W, int64_t Ho,      \
+                                 int64_t Wo, int64_t base) {                                \
+    for (int64_t oh = 0; oh < Ho; oh++) {                                                   \
       const T *r0 = x + 2 * oh * W, *r1 = r0 + W;                                           \
       T *yo = y + oh * Wo;                                                                  \
-      if (!ix) {                                                                            \
-        for (int64_t ow = 0; ow < Wo; ow++) {                                               \
-          T m = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];         \
-          m = TAKES(b, m) ? b : m;                                                          \
-          m = TAKES(c, m) ? c : m;                                                          \
-          yo[ow] = TAKES(d, m) ? d : m;                                                     \
-        }                                                                                   \
-        continue;                                                                           \
-      }                                                                                     \
-      int64_t *io = ix + oh * Wo, row = base + 2 * oh * W;                                  \
+      int64_t *io = ix ? ix + oh * Wo : NULL, row = base + 2 * oh * W;                      \
       for (int64_t ow = 0; ow < Wo; ow++) {                                                 \
-        T m = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];           \
-        int64_t at = 0;                                                                     \
-        if (TAKES(b, m)) m = b, at = 1;                                                     \
-        if (TAKES(c, m)) m = c, at = W;                                                     \
-        if (TAKES(d, m)) m = d, at = W + 1;                                                 \
-        yo[ow] = m;                                                                         \
+        T a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];           \
+        T m = b > a ? b : a;                                                                \
+        m = c > m ? c : m;                                                                  \
+        m = d > m ? d : m;                                                                  \
+        int nan = (a != a) | (b != b) | (c != c) | (d != d);                                \
+        yo[ow] = nan ? (T)NAN : m;                                                          \
+        if (!io) continue;                                                                  \
+        int64_t at = d == m ? W + 1 : 0; /* the first of a b c d equal to m */              \
+        at = c == m ? W : at;                                                               \
+        at = b == m ? 1 : at;                                                               \
+        at = a == m ? 0 : at;                                                               \
+        if (nan) at = d != d ? W + 1 : c != c ? W : b != b ? 1 : 0; /* the last NaN */      \
         io[ow] = row + 2 * ow + at;                                                         \
       }                                                                                     \
     }                                                                                       \
   }                                                                                         \
                                                                                             \
-  static void avg_plane_##SFX(const T *x, T *y, const pool_geom *g) {                       \
-    for (int64_t oh = 0; oh < g->Ho; oh++) {                                                \
-      int64_t h0, h1, sh = avg_window(oh, g->sh, g->ph, g->kh, g->H, &h0, &h1);             \
-      for (int64_t ow = 0; ow < g->Wo; ow++) {                                              \
-        int64_t w0, w1, sw = avg_window(ow, g->sw, g->pw, g->kw, g->W, &w0, &w1);           \
+  /* Sums over each window divided per the plan (0 for a window outside the                \
+   * input); hs: [H, Wo] scratch. */                                                        \
+  static void avg_plane_##SFX(const T *x, T *y, const pool_plan *pl, bool cip, T *hs) {     \
+    const axis_plan *r = &pl->rows, *c = &pl->cols;                                         \
+    int64_t W = c->in, Wo = c->n;                                                           \
+    for (int64_t h = 0; h < r->in; h++)                                                     \
+      for (int64_t ow = 0; ow < Wo; ow++) {                                                 \
         T s = 0;                                                                            \
-        for (int64_t h = h0; h < h1; h++)                                                   \
-          for (int64_t w = w0; w < w1; w++) s += x[h * g->W + w];                           \
-        int64_t n = g->count_include_pad ? sh * sw : (h1 - h0) * (w1 - w0);                 \
-        y[oh * g->Wo + ow] = n > 0 ? s / (T)n : 0;                                          \
+        for (int64_t w = c->start[ow]; w < c->end[ow]; w++) s += x[h * W + w];              \
+        hs[h * Wo + ow] = s;                                                                \
+      }                                                                                     \
+    for (int64_t oh = 0; oh < r->n; oh++) {                                                 \
+      T *yo = y + oh * Wo;                                                                  \
+      for (int64_t ow = 0; ow < Wo; ow++) yo[ow] = 0;                                       \
+      for (int64_t h = r->start[oh]; h < r->end[oh]; h++)                                   \
+        for (int64_t ow = 0; ow < Wo; ow++) yo[ow] += hs[h * Wo + ow];                      \
+      int64_t nh = r->end[oh] - r->start[oh];                                               \
+      for (int64_t ow = 0; ow < Wo; ow++) {                                                 \
+        int64_t nw = c->end[ow] - c->start[ow];                                             \
+        T n = cip ? (T)(r->span[oh] * c->span[ow]) : (T)(nh * nw);                          \
+        yo[ow] = nh > 0 && nw > 0 ? yo[ow] / n : 0;                                         \
       }                                                                                     \
     }                                                                                       \
   }                                                                                         \
                                                                                             \
-  static void adaptive_plane_##SFX(const T *x, T *y, int64_t *ix, const pool_geom *g,       \
-                                   bool is_max, int64_t base) {                             \
-    for (int64_t oh = 0; oh < g->Ho; oh++) {                                                \
-      int64_t h0, h1;                                                                       \
-      adaptive_window(oh, g->Ho, g->H, &h0, &h1);                                           \
-      for (int64_t ow = 0; ow < g->Wo; ow++) {                                              \
-        int64_t w0, w1;                                                                     \
-        adaptive_window(ow, g->Wo, g->W, &w0, &w1);                                         \
-        int64_t at = h0 * g->W + w0;                                                        \
-        T m = -INFINITY, s = 0;                                                             \
-        for (int64_t h = h0; h < h1; h++)                                                   \
-          for (int64_t w = w0; w < w1; w++) {                                               \
-            T v = x[h * g->W + w];                                                          \
-            if (!is_max) s += v;                                                            \
-            else if (TAKES(v, m)) m = v, at = h * g->W + w;                                 \
-          }                                                                                 \
-        y[oh * g->Wo + ow] = is_max ? m : s / (T)((h1 - h0) * (w1 - w0));                   \
-        if (ix) ix[oh * g->Wo + ow] = at + base;                                            \
-      }                                                                                     \
+  /* The whole plane's max (NaN if any) and, if wanted, the first index of                \
+   * it (the last NaN's): a vectorised pass, then a search that stops early. */            \
+  static T plane_max_##SFX(const T *x, int64_t n, int64_t *at) {                            \
+    T m = -INFINITY;                                                                        \
+    int nan = 0;                                                                            \
+    _Pragma("omp simd reduction(max:m) reduction(|:nan)") for (int64_t i = 0; i < n; i++) { \
+      m = x[i] > m ? x[i] : m;                                                              \
+      nan |= x[i] != x[i];                                                                  \
     }                                                                                       \
+    if (!at) return nan ? (T)NAN : m;                                                       \
+    int64_t i = nan ? n - 1 : 0;                                                            \
+    if (nan) while (x[i] == x[i]) i--;                                                      \
+    else while (i < n - 1 && x[i] != m) i++;                                                \
+    *at = i;                                                                                \
+    return nan ? (T)NAN : m;                                                                \
   }                                                                                         \
                                                                                             \
   static T plane_mean_##SFX(const T *x, int64_t n) {                                        \
@@ -163,71 +260,72 @@ static inline void adaptive_window(int64_t o, int64_t out, int64_t in, int64_t *
     return s / (T)n;                                                                        \
   }                                                                                         \
                                                                                             \
-  /* ---- backward: gx (zeroed, except for the global average) += ... ---- */              \
+  /* ---- backward: every gx element is written (no zeroed tensor needed) ---- */           \
   static void max_back_plane_##SFX(T *gx, const T *gy, const int64_t *ix, int64_t n,        \
                                    int64_t hw, int64_t base) {                              \
+    memset(gx, 0, sizeof(T) * (size_t)hw);                                                  \
     for (int64_t o = 0; o < n; o++) {                                                       \
       int64_t i = ix[o] - base;                                                             \
       if (i >= 0 && i < hw) gx[i] += gy[o]; /* an all-padding window has no argmax */       \
     }                                                                                       \
   }                                                                                         \
                                                                                             \
-  static void avg_back_plane_##SFX(T *gx, const T *gy, const pool_geom *g) {                \
-    for (int64_t oh = 0; oh < g->Ho; oh++) {                                                \
-      int64_t h0, h1, sh = avg_window(oh, g->sh, g->ph, g->kh, g->H, &h0, &h1);             \
-      for (int64_t ow = 0; ow < g->Wo; ow++) {                                              \
-        int64_t w0, w1, sw = avg_window(ow, g->sw, g->pw, g->kw, g->W, &w0, &w1);           \
-        int64_t n = g->count_include_pad ? sh * sw : (h1 - h0) * (w1 - w0);                 \
-        if (n <= 0) continue;                                                               \
-        T share = gy[oh * g->Wo + ow] / (T)n;                                               \
-        for (int64_t h = h0; h < h1; h++)                                                   \
-          for (int64_t w = w0; w < w1; w++) gx[h * g->W + w] += share;                      \
+  /* The transpose of avg_plane: each output's share summed down the rows of               \
+   * its window into t [H, Wo], then gathered along each row through the                    \
+   * inverse column plan. g1: [Wo] scratch. */                                              \
+  static void avg_back_plane_##SFX(T *gx, const T *gy, const pool_plan *pl, bool cip, T *t, \
+                                   T *g1) {                                                 \
+    const axis_plan *r = &pl->rows, *c = &pl->cols;                                         \
+    int64_t W = c->in, Wo = c->n;                                                           \
+    memset(t, 0, sizeof(T) * (size_t)(r->in * Wo));                                         \
+    for (int64_t oh = 0; oh < r->n; oh++) {                                                 \
+      int64_t nh = r->end[oh] - r->start[oh];                                               \
+      for (int64_t ow = 0; ow < Wo; ow++) {                                                 \
+        int64_t nw = c->end[ow] - c->start[ow];                                             \
+        T n = cip ? (T)(r->span[oh] * c->span[ow]) : (T)(nh * nw);                          \
+        g1[ow] = nh > 0 && nw > 0 ? gy[oh * Wo + ow] / n : 0;                               \
       }                                                                                     \
+      for (int64_t h = r->start[oh]; h < r->end[oh]; h++)                                   \
+        for (int64_t ow = 0; ow < Wo; ow++) t[h * Wo + ow] += g1[ow];                       \
     }                                                                                       \
-  }                                                                                         \
-                                                                                            \
-  static void adaptive_avg_back_plane_##SFX(T *gx, const T *gy, const pool_geom *g) {       \
-    if (g->Ho == 1 && g->Wo == 1) { /* global: gx was left uninitialised */                 \
-      T share = gy[0] / (T)(g->H * g->W);                                                   \
-      for (int64_t i = 0; i < g->H * g->W; i++) gx[i] = share;                              \
-      return;                                                                               \
-    }                                                                                       \
-    for (int64_t oh = 0; oh < g->Ho; oh++) {                                                \
-      int64_t h0, h1;                                                                       \
-      adaptive_window(oh, g->Ho, g->H, &h0, &h1);                                           \
-      for (int64_t ow = 0; ow < g->Wo; ow++) {                                              \
-        int64_t w0, w1;                                                                     \
-        adaptive_window(ow, g->Wo, g->W, &w0, &w1);                                         \
-        T share = gy[oh * g->Wo + ow] / (T)((h1 - h0) * (w1 - w0));                         \
-        for (int64_t h = h0; h < h1; h++)                                                   \
-          for (int64_t w = w0; w < w1; w++) gx[h * g->W + w] += share;                      \
+    for (int64_t h = 0; h < r->in; h++)                                                     \
+      for (int64_t w = 0; w < W; w++) {                                                     \
+        T s = 0;                                                                            \
+        for (int64_t ow = c->lo[w]; ow < c->hi[w]; ow++) s += t[h * Wo + ow];               \
+        gx[h * W + w] = s;                                                                  \
       }                                                                                     \
-    }                                                                                       \
   }                                                                                         \
                                                                                             \
-  static void forward_plane_##SFX(pool_kind kind, const pool_geom *g, const T *x, T *y,     \
-                                  int64_t *ix, int64_t base) {                              \
-    switch (kind) {                                                                         \
-    case MAX_POOL:                                                                          \
-      if (is_2x2(g)) max2x2_plane_##SFX(x, y, ix, g, base);                                 \
-      else max_plane_##SFX(x, y, ix, g, base);                                              \
-      break;                                                                                \
-    case AVG_POOL: avg_plane_##SFX(x, y, g); break;                                         \
-    case ADAPTIVE_MAX: adaptive_plane_##SFX(x, y, ix, g, true, base); break;                \
-    case ADAPTIVE_AVG:                                                                      \
-      if (g->Ho == 1 && g->Wo == 1) y[0] = plane_mean_##SFX(x, g->H * g->W);                \
-      else adaptive_plane_##SFX(x, y, NULL, g, false, 0);                                   \
-      break;                                                                                \
+  /* One plane of `kind`; scratch holds [H, Wo] values and [H, Wo] columns. */             \
+  static void forward_plane_##SFX(pool_kind kind, const pool_geom *g, const pool_plan *pl,  \
+                                  const T *x, T *y, int64_t *ix, int64_t base, void *scratch) { \
+    int64_t *hc = scratch;                                                                  \
+    T *hm = (T *)(hc + g->H * g->Wo);                                                       \
+    bool global = g->Ho == 1 && g->Wo == 1 && (kind == ADAPTIVE_AVG || kind == ADAPTIVE_MAX);   \
+    if (global && kind == ADAPTIVE_AVG) y[0] = plane_mean_##SFX(x, g->H * g->W);           \
+    else if (global) {                                                                      \
+      int64_t at;                                                                           \
+      y[0] = plane_max_##SFX(x, g->H * g->W, ix ? &at : NULL);                              \
+      if (ix) ix[0] = at + base;                                                            \
     }                                                                                       \
+    else if (kind == MAX_POOL && is_2x2(g)) max2x2_plane_##SFX(x, y, ix, g->W, g->Ho, g->Wo, base); \
+    else if (kind == MAX_POOL || kind == ADAPTIVE_MAX) max_plane_##SFX(x, y, ix, pl, hm, hc, base); \
+    else avg_plane_##SFX(x, y, pl, kind == ADAPTIVE_AVG || g->count_include_pad, hm);       \
   }                                                                                         \
                                                                                             \
-  static void backward_plane_##SFX(pool_kind kind, const pool_geom *g, const T *gy,         \
-                                   const int64_t *ix, T *gx, int64_t base) {                \
-    switch (kind) {                                                                         \
-    case MAX_POOL:                                                                          \
-    case ADAPTIVE_MAX: max_back_plane_##SFX(gx, gy, ix, g->Ho * g->Wo, g->H * g->W, base); break; \
-    case AVG_POOL: avg_back_plane_##SFX(gx, gy, g); break;                                  \
-    case ADAPTIVE_AVG: adaptive_avg_back_plane_##SFX(gx, gy, g); break;                     \
+  static void backward_plane_##SFX(pool_kind kind, const pool_geom *g, const pool_plan *pl, \
+                                   const T *gy, const int64_t *ix, T *gx, int64_t base,     \
+                                   void *scratch) {                                         \
+    int64_t hw = g->H * g->W;                                                               \
+    if (kind == MAX_POOL || kind == ADAPTIVE_MAX) {                                         \
+      max_back_plane_##SFX(gx, gy, ix, g->Ho * g->Wo, hw, base);                            \
+    } else if (kind == ADAPTIVE_AVG && g->Ho == 1 && g->Wo == 1) {                          \
+      T share = gy[0] / (T)hw;                                                              \
+      for (int64_t i = 0; i < hw; i++) gx[i] = share;                                       \
+    } else {                                                                                \
+      T *t = scratch;                                                                       \
+      avg_back_plane_##SFX(gx, gy, pl, kind == ADAPTIVE_AVG || g->count_include_pad, t,     \
+                           t + g->H * g->Wo);                                               \
     }                                                                                       \
   }
 
@@ -241,28 +339,38 @@ static bool is_2x2(const pool_geom *g) {
 POOL_KERNELS(float, f32)
 POOL_KERNELS(double, f64)
 
-/* ---- plane loops ------------------------------------------------------------ */
+/* ---- plane loops -------------------------------------------------------------
+ * Each thread has its own scratch: [H, Wo] values and [H, Wo] int64 columns
+ * (max), or [H, Wo] + [Wo] values (average backward). */
 
-static void forward_planes(pool_kind kind, const pool_geom *g, const char *x, char *y, int64_t *ix,
-                           int64_t base, bool f64) {
-  int64_t in = g->H * g->W, out = g->Ho * g->Wo;
-#pragma omp parallel for if (g->P * (in + out) > PARALLEL_GRAIN) schedule(static)
-  for (int64_t p = 0; p < g->P; p++) {
-    int64_t *ixp = ix ? ix + p * out : NULL;
-    if (f64) forward_plane_f64(kind, g, (const double *)x + p * in, (double *)y + p * out, ixp, base);
-    else forward_plane_f32(kind, g, (const float *)x + p * in, (float *)y + p * out, ixp, base);
-  }
+static size_t scratch_bytes(const pool_geom *g) {
+  return (size_t)(g->H * g->Wo + g->Wo) * (sizeof(double) + sizeof(int64_t)) + 64;
 }
 
-static void backward_planes(pool_kind kind, const pool_geom *g, const char *gy, const int64_t *ix,
-                            char *gx, int64_t base, bool f64) {
-  int64_t in = g->H * g->W, out = g->Ho * g->Wo;
-#pragma omp parallel for if (g->P * (in + out) > PARALLEL_GRAIN) schedule(static)
-  for (int64_t p = 0; p < g->P; p++) {
-    const int64_t *ixp = ix ? ix + p * out : NULL;
-    if (f64) backward_plane_f64(kind, g, (const double *)gy + p * out, ixp, (double *)gx + p * in, base);
-    else backward_plane_f32(kind, g, (const float *)gy + p * out, ixp, (float *)gx + p * in, base);
+static int run_planes(pool_kind kind, const pool_geom *g, const pool_plan *pl, bool backward,
+                      const char *in, char *out, int64_t *ix, int64_t base, bool f64) {
+  int64_t hw = g->H * g->W, ohw = g->Ho * g->Wo;
+  int64_t in_plane = backward ? ohw : hw, out_plane = backward ? hw : ohw;
+  int es = f64 ? 8 : 4, failed = 0;
+#pragma omp parallel if (g->P * (hw + ohw) > PARALLEL_GRAIN)
+  {
+    void *scratch = malloc(scratch_bytes(g));
+    if (!scratch) __atomic_store_n(&failed, 1, __ATOMIC_RELAXED);
+#pragma omp for schedule(static)
+    for (int64_t p = 0; p < g->P; p++) {
+      if (!scratch) continue;
+      const char *src = in + p * in_plane * es;
+      char *dst = out + p * out_plane * es;
+      int64_t *ixp = ix ? ix + p * ohw : NULL;
+      if (backward && f64) backward_plane_f64(kind, g, pl, (const double *)src, ixp, (double *)dst, base, scratch);
+      else if (backward) backward_plane_f32(kind, g, pl, (const float *)src, ixp, (float *)dst, base, scratch);
+      else if (f64) forward_plane_f64(kind, g, pl, (const double *)src, (double *)dst, ixp, base, scratch);
+      else forward_plane_f32(kind, g, pl, (const float *)src, (float *)dst, ixp, base, scratch);
+    }
+    free(scratch);
   }
+  if (failed) FAIL_INT("%s: out of memory for the scratch rows", OP_NAME[kind]);
+  return 0;
 }
 
 /* ---- checks and geometry ------------------------------------------------------ */
@@ -361,17 +469,23 @@ static int pool_backward(fc_node *n, fc_tensor *gy, fc_tensor **gi) {
   for (int i = 0; i < 8; i++) v[i] = (int)n->iarg[i];
   g.kh = v[0], g.kw = v[1], g.sh = v[2], g.sw = v[3], g.ph = v[4], g.pw = v[5], g.dh = v[6], g.dw = v[7];
   g.count_include_pad = n->arg[1] != 0;
-  bool global = kind == ADAPTIVE_AVG && g.Ho == 1 && g.Wo == 1; /* writes every element */
+  pool_plan pl = {0};
   fc_tensor *gc = dense(gy, dtype);
-  fc_tensor *gx = !gc ? NULL : global ? fc_empty(ndim, shape, dtype, gy->device)
-                                      : fc_zeros(ndim, shape, dtype, gy->device);
-  if (gx && gx->numel && gc->numel) {
+  fc_tensor *gx = gc ? fc_empty(ndim, shape, dtype, gy->device) : NULL; /* every element written */
+  int rc = gx ? 0 : -1;
+  if (rc == 0 && gx->numel && (rc = make_plan(kind, &g, &pl)) == 0) {
     const int64_t *ix = n->nsaved ? (const int64_t *)elem_ptr(n->saved[0]) : NULL;
-    backward_planes(kind, &g, elem_ptr(gc), ix, elem_ptr(gx), (int64_t)n->arg[2], dtype == FC_FLOAT64);
+    rc = run_planes(kind, &g, &pl, true, elem_ptr(gc), elem_ptr(gx), (int64_t *)ix,
+                    (int64_t)n->arg[2], dtype == FC_FLOAT64);
   }
+  free(pl.mem);
   fc_release(gc);
+  if (rc < 0) {
+    fc_release(gx);
+    gx = NULL;
+  }
   gi[0] = gx;
-  return gx ? 0 : -1;
+  return rc;
 }
 
 static fc_node *record_pool(pool_kind kind, fc_tensor *y, fc_tensor *x, const pool_geom *g,
@@ -400,9 +514,15 @@ static fc_tensor *pool_op(pool_kind kind, fc_tensor *x, const pool_geom *g, fc_t
     fc_release(y);
     y = NULL;
   }
-  if (y && y->numel)
-    forward_planes(kind, g, elem_ptr(xc), elem_ptr(y), ix ? (int64_t *)elem_ptr(ix) : NULL, base,
-                   dtype == FC_FLOAT64);
+  pool_plan pl = {0};
+  if (y && y->numel &&
+      (make_plan(kind, g, &pl) < 0 || run_planes(kind, g, &pl, false, elem_ptr(xc), elem_ptr(y),
+                                                 ix ? (int64_t *)elem_ptr(ix) : NULL, base,
+                                                 dtype == FC_FLOAT64) < 0)) {
+    fc_release(y);
+    y = NULL;
+  }
+  free(pl.mem);
   fc_release(xc);
   if (y && dtype != x->dtype) {
     int previous = grad_mode_push(false);

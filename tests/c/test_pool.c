@@ -327,6 +327,20 @@ TEST(nan_and_inf) {
   EXPECT(fc_max_pool2d(x, (int[]){2, 2}, (int[]){1, 2}, NULL, NULL, 0, &ix, 0), FC_FLOAT32, S(1, 1, 2), 0,
          nan, nan);
   EXPECT(ix, FC_INT64, S(1, 1, 2), 0, 1, 7);
+  /* NaNs in two rows: the last in row-major order, through the separable
+   * kernel (max_pool2d 3x3) and the whole-plane one (adaptive to 1x1) */
+  fc_tensor *r = MK(FC_FLOAT64, S(1, 3, 3), 1, nan, 2, nan, 3, 4, 5, 6, 7);
+  EXPECT(fc_max_pool2d(r, (int[]){3, 3}, NULL, NULL, NULL, 0, &ix, 0), FC_FLOAT64, S(1, 1, 1), 0, nan);
+  EXPECT(ix, FC_INT64, S(1, 1, 1), 0, 3);
+  EXPECT(fc_adaptive_max_pool2d(r, (int64_t[]){1, 1}, &ix, 0), FC_FLOAT64, S(1, 1, 1), 0, nan);
+  EXPECT(ix, FC_INT64, S(1, 1, 1), 0, 3);
+  EXPECT(fc_adaptive_max_pool2d(r, (int64_t[]){1, 1}, NULL, 0), FC_FLOAT64, S(1, 1, 1), 0, nan);
+  fc_release(r);
+  r = MK(FC_FLOAT32, S(1, 1, 5), 1, nan, 2, nan, 5); /* two NaNs in one row */
+  EXPECT(fc_max_pool2d(r, (int[]){1, 4}, (int[]){1, 1}, NULL, NULL, 0, &ix, 0), FC_FLOAT32, S(1, 1, 2), 0,
+         nan, nan);
+  EXPECT(ix, FC_INT64, S(1, 1, 2), 0, 3, 3);
+  fc_release(r);
   fc_tensor *m = MK(FC_FLOAT64, S(1, 2, 2), -inf, -inf, -inf, -inf);
   EXPECT(fc_adaptive_max_pool2d(m, (int64_t[]){1, 1}, &ix, 1), FC_FLOAT64, S(1, 1, 1), 0, -inf);
   EXPECT(ix, FC_INT64, S(1, 1, 1), 0, 1); /* the window's first element */
