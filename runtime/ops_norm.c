@@ -28,6 +28,17 @@
 #endif
 
 enum { LANES = 64 };
+/* Sums run in the data's own type over blocks of up to SUM_BLOCK elements
+ * (full vector width) and add up in float64 across blocks, so float32
+ * rounding stays at one block's scale. */
+enum { SUM_BLOCK = 256 };
+
+/* A channel's runs in [N, C, S] are short (S elements) and far apart (C*S),
+ * which the hardware prefetcher follows poorly: each loop over runs asks
+ * for the next run while it works on this one. */
+static inline void prefetch_run(const void *p, int64_t bytes) {
+  for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch((const char *)p + o);
+}
 
 /* ---- kernels -------------------------------------------------------------
  * A "run" is len contiguous elements; "lanes" are nc neighbouring channels
@@ -41,18 +52,32 @@ enum { LANES = 64 };
                             double *mean, double *var) {                                 \
     double s = 0, q = 0, cnt = (double)(nrun * len);                                     \
     for (int64_t r = 0; r < nrun; r++) {                                                 \
-      const T *p = x + r * rs;                                                           \
-      _Pragma("omp simd reduction(+:s)") for (int64_t i = 0; i < len; i++) s += p[i];    \
-    }                                                                                    \
-    double m = s / cnt;                                                                  \
-    for (int64_t r = 0; r < nrun; r++) {                                                 \
-      const T *p = x + r * rs;                                                           \
-      _Pragma("omp simd reduction(+:q)") for (int64_t i = 0; i < len; i++) {             \
-        double d = p[i] - m;                                                             \
-        q += d * d;                                                                      \
+      if (r + 1 < nrun) prefetch_run(x + (r + 1) * rs, len * (int64_t)sizeof(T));        \
+      for (int64_t i0 = 0; i0 < len; i0 += SUM_BLOCK) {                                  \
+        const T *p = x + r * rs + i0;                                                    \
+        int64_t n = len - i0 < SUM_BLOCK ? len - i0 : SUM_BLOCK;                         \
+        T b = 0;                                                                         \
+        _Pragma("omp simd reduction(+:b)") for (int64_t i = 0; i < n; i++) b += p[i];    \
+        s += b;                                                                          \
       }                                                                                  \
     }                                                                                    \
-    *mean = m, *var = q / cnt;                                                           \
+    double m = s / cnt;                                                                  \
+    T tm = (T)m;                                                                         \
+    for (int64_t r = 0; r < nrun; r++)                                                   \
+      for (int64_t i0 = 0; i0 < len; i0 += SUM_BLOCK) {                                  \
+        const T *p = x + r * rs + i0;                                                    \
+        int64_t n = len - i0 < SUM_BLOCK ? len - i0 : SUM_BLOCK;                         \
+        T b = 0;                                                                         \
+        _Pragma("omp simd reduction(+:b)") for (int64_t i = 0; i < n; i++) {             \
+          T d = p[i] - tm;                                                               \
+          b += d * d;                                                                    \
+        }                                                                                \
+        q += b;                                                                          \
+      }                                                                                  \
+    /* the second pass measured around tm, not m: correct for the difference */         \
+    double dm = m - (double)tm;                                                          \
+    *mean = m, *var = q / cnt - dm * dm;                                                 \
+    if (*var < 0) *var = 0;                                                              \
   }                                                                                      \
                                                                                          \
   /* y = x a + c over one run, then relu (NaN stays NaN, as in PyTorch). */              \
@@ -69,18 +94,26 @@ enum { LANES = 64 };
   /* Adds sum(g) and sum(g (x - mean)) over one run to *sg and *sgx. */                  \
   static void grad_sums_##SFX(const T *g, const T *x, const T *y, int64_t len,           \
                               double mean, double *sg, double *sgx) {                    \
+    T tm = (T)mean;                                                                      \
     double a = 0, b = 0;                                                                 \
-    if (y) {                                                                             \
-      _Pragma("omp simd reduction(+:a, b)") for (int64_t i = 0; i < len; i++) {          \
-        double gi = y[i] <= 0 ? 0 : g[i];                                                \
-        a += gi, b += gi * (x[i] - mean);                                                \
+    for (int64_t i0 = 0; i0 < len; i0 += SUM_BLOCK) {                                    \
+      int64_t n = len - i0 < SUM_BLOCK ? len - i0 : SUM_BLOCK;                           \
+      const T *gp = g + i0, *xp = x + i0, *yp = y ? y + i0 : NULL;                       \
+      T ba = 0, bb = 0;                                                                  \
+      if (yp) {                                                                          \
+        _Pragma("omp simd reduction(+:ba, bb)") for (int64_t i = 0; i < n; i++) {        \
+          T gi = yp[i] <= 0 ? 0 : gp[i];                                                 \
+          ba += gi, bb += gi * (xp[i] - tm);                                             \
+        }                                                                                \
+      } else {                                                                           \
+        _Pragma("omp simd reduction(+:ba, bb)") for (int64_t i = 0; i < n; i++) {        \
+          ba += gp[i], bb += gp[i] * (xp[i] - tm);                                       \
+        }                                                                                \
       }                                                                                  \
-    } else {                                                                             \
-      _Pragma("omp simd reduction(+:a, b)") for (int64_t i = 0; i < len; i++) {          \
-        a += g[i], b += g[i] * (x[i] - mean);                                            \
-      }                                                                                  \
+      a += ba, b += bb;                                                                  \
     }                                                                                    \
-    *sg += a, *sgx += b;                                                                 \
+    /* measured around tm: sum g (x - mean) = sum g (x - tm) - (mean - tm) sum g */      \
+    *sg += a, *sgx += b - (mean - (double)tm) * a;                                       \
   }                                                                                      \
                                                                                          \
   /* gx = k1 g + k2 x + k3 over one run: every closed form here has that shape. */       \
@@ -262,7 +295,11 @@ static int64_t bn_len(const bn_args *a) { return a->C == 1 ? a->N * a->S : a->S;
                                      a->mean + c0, sg, sgx);                             \
     else                                                                                 \
       for (int64_t r = 0; r < nrun; r++) {                                               \
-        int64_t o = c0 * S + r * C * S;                                                  \
+        int64_t o = c0 * S + r * C * S, next = o + C * S, bytes = len * (int64_t)sizeof(T); \
+        if (r + 1 < nrun) {                                                              \
+          prefetch_run(g + next, bytes), prefetch_run(x + next, bytes);                  \
+          if (y) prefetch_run(y + next, bytes);                                          \
+        }                                                                                \
         grad_sums_##SFX(g + o, x + o, y ? y + o : NULL, len, a->mean[c0], sg, sgx);      \
       }                                                                                  \
     if (!gx) return;                                                                     \

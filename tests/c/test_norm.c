@@ -10,6 +10,9 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+/* The generator's round function (runtime/random.c; not public API). */
+void philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+
 static double *doubles(const fc_tensor *t) {
   double *v = malloc(sizeof(double) * (size_t)(t->numel + 1));
   fc_to_doubles(t, v);
@@ -505,6 +508,27 @@ TEST(dropout_backward_uses_the_mask) {
   fc_release(gx), fc_release(gxt);
 }
 
+/* The mask is defined by the global Philox stream: after manual_seed(s),
+ * element i is kept when word i % 4 of counter i / 4 (key s) is below
+ * (1 - p) 2^32. A CUDA kernel can draw the very same mask. */
+TEST(dropout_mask_is_the_philox_stream) {
+  int64_t n = 1001;
+  fc_tensor *x = fc_ones(1, &n, FC_FLOAT32, CPU);
+  fc_manual_seed(21);
+  fc_tensor *y = fc_dropout(x, 0.3, 1);
+  double *v = doubles(y);
+  int64_t bad = 0;
+  for (int64_t i = 0; i < n; i++) {
+    uint32_t ctr[4] = {(uint32_t)(i / 4), 0, 0, 0}, key[2] = {21, 0}, w[4];
+    philox4x32_10(ctr, key, w);
+    bool keep = (uint64_t)w[i % 4] < (uint64_t)(0.7 * 4294967296.0);
+    bad += keep != (v[i] != 0);
+  }
+  CHECK(bad == 0);
+  free(v);
+  fc_release(x), fc_release(y);
+}
+
 static fc_tensor *dropout_seeded(fc_tensor *x) {
   fc_manual_seed(13); /* the same mask at every evaluation */
   return fc_dropout(x, 0.5, 1);
@@ -638,6 +662,7 @@ int main(void) {
   RUN(dropout_statistics_and_scale);
   RUN(dropout_reproducible);
   RUN(dropout_backward_uses_the_mask);
+  RUN(dropout_mask_is_the_philox_stream);
   RUN(dropout_gradient_check);
   RUN(dropout_edge_cases);
   RUN(embedding_gathers_rows);

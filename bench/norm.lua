@@ -1,0 +1,68 @@
+-- bench/norm.lua — batch_norm forward + backward on [128,64,14,14] float32
+-- (training: batch statistics, running stats updated, weight and bias):
+-- the fused C kernels against the Lua composition they replaced and
+-- against PyTorch (bench/norm.py).
+--   build/fastlua bench/norm.lua        (prints a markdown table)
+local fc = require 'fastc'
+local timer = dofile('bench/timer.lua')
+local F = fc.F
+
+-- The composition fc.F.batch_norm was before issue 3 (mean, var, then
+-- broadcast arithmetic; autograd through each op).
+local function composed_batch_norm(x, rm, rv, opts)
+  local eps, momentum = opts.eps or 1e-5, opts.momentum or 0.1
+  local dims, shape = { 1 }, { 1, x:size(2) }
+  for d = 3, x:dim() do dims[#dims + 1], shape[#shape + 1] = d, 1 end
+  local mean = x:mean(dims, true)
+  local var = x:var(dims, { correction = 0, keepdim = true })
+  local n = x:numel() / x:size(2)
+  fc.no_grad(function()
+    rm:mul_(1 - momentum):add_(mean:view(-1) * momentum)
+    rv:mul_(1 - momentum):add_(var:view(-1) * (momentum * n / math.max(n - 1, 1)))
+  end)
+  local y = (x - mean) * (var + eps):rsqrt()
+  return y * opts.weight:view(shape) + opts.bias:view(shape)
+end
+
+fc.manual_seed(0)
+local C = 64
+local x = fc.randn(128, C, 14, 14):requires_grad_()
+local g = fc.randn(128, C, 14, 14)
+local w, b = fc.ones(C):requires_grad_(), fc.zeros(C):requires_grad_()
+local rm, rv = fc.zeros(C), fc.ones(C)
+
+local function step(bn, opts)
+  return function()
+    x.grad, w.grad, b.grad = nil, nil, nil
+    local y = bn(x, rm, rv, opts)
+    y:backward(g)
+  end
+end
+local function forward(bn, opts)
+  return function() fc.no_grad(function() return bn(x, rm, rv, opts) end) end
+end
+
+local train = { weight = w, bias = b, training = true }
+local eval = { weight = w, bias = b, training = false }
+local eval_relu = { weight = w, bias = b, training = false, act = 'relu' }
+local results = {
+  { 'bn_train_fwd_bwd', timer.median(step(F.batch_norm, train), 21),
+    timer.median(step(composed_batch_norm, train), 11) },
+  { 'bn_train_fwd', timer.median(forward(F.batch_norm, train), 21),
+    timer.median(forward(composed_batch_norm, train), 11) },
+  { 'bn_eval_fwd', timer.median(forward(F.batch_norm, eval), 21) },
+  { 'bn_relu_eval_fwd', timer.median(forward(F.batch_norm, eval_relu), 21),
+    timer.median(forward(function(...) return F.batch_norm(...):relu() end, eval), 21) },
+}
+
+local torch = timer.torch('bench/norm.py')
+local function ms(s) return s and ('%.2f ms'):format(s * 1e3) or 'n/a' end
+print('| [128,64,14,14] float32 | fastc fused | fastc before (composed) | PyTorch 1.13 | vs before (×) | vs PyTorch (×) |')
+print('|---|---|---|---|---|---|')
+for _, r in ipairs(results) do
+  local t = torch and torch[r[1]]
+  print(('| %s | %s | %s | %s | %s | %s |'):format(r[1], ms(r[2]), ms(r[3]), ms(t),
+    r[3] and ('%.2f'):format(r[3] / r[2]) or '', t and ('%.2f'):format(t / r[2]) or 'n/a'))
+end
+print('(×: the other time / fastc fused; above 1 means fused fastc is faster. '
+  .. 'bn_relu_eval_fwd "before": batch_norm then relu, unfused.)')
