@@ -502,6 +502,21 @@ const char *fc_csv_string(const fc_csv *csv, int col, int64_t row);
 double fc_csv_number(const fc_csv *csv, int col, int64_t row);
 void fc_csv_free(fc_csv *csv);
 
+/* ---- images and plot text (runtime/png.c) ----------------------------- */
+/* pixels: h rows of w pixels of `channels` bytes (1 gray, 2 gray+alpha,
+ * 3 RGB, 4 RGBA). Written to a temp file, fsynced and renamed over path. */
+int fc_write_png(const char *path, int w, int h, int channels, const uint8_t *pixels);
+/* A PNG file as a uint8 tensor [h, w, channels] (channels as stored). */
+fc_tensor *fc_read_png(const char *path);
+/* Draws ASCII text (a built-in bitmap font, about 6 x 12 pixels a
+ * character at scale 1, '\n' starts a line) with its top-left at (x, y),
+ * clipped to the image; returns the number of quads drawn, or -1. */
+int fc_draw_text(uint8_t *pixels, int w, int h, int channels, int x, int y, const char *text,
+                 const uint8_t *color, int scale);
+/* The size fc_draw_text gives the text at scale 1. */
+int fc_text_width(const char *text);
+int fc_text_height(const char *text);
+
 #ifndef FC_CDEF
 #ifdef __cplusplus
 }
