@@ -23,7 +23,7 @@ OBJS := $(SRCS:runtime/%.c=$(BUILD)/obj/%.o)
 TESTS := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(filter-out tests/c/harness.c,$(wildcard tests/c/test_*.c)))
 CDEF := lua/fastc/cdef.lua
 
-.PHONY: all deps test asan bench install clean
+.PHONY: all deps test asan tsan bench install clean
 all: deps $(BUILD)/libfastc.so $(BUILD)/libfastc.a $(BUILD)/fastlua $(CDEF)
 
 deps:
@@ -67,6 +67,14 @@ asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
 
+# The data loader's tests under ThreadSanitizer (in build-tsan/).
+TSAN_TESTS = test_loader test_image
+tsan:
+	$(MAKE) BUILD=build-tsan OPT="-O1 -g -fno-omit-frame-pointer" SAN="-fsanitize=thread" \
+	  $(TSAN_TESTS:%=build-tsan/tests/%)
+	@for t in $(TSAN_TESTS); do TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	  build-tsan/tests/$$t || exit 1; done
+
 bench: all
 	@sh bench/run.sh
 
@@ -86,4 +94,4 @@ install: all
 	  > $(PREFIX)/lib/pkgconfig/fastc.pc
 
 clean:
-	rm -rf build build-asan $(CDEF)
+	rm -rf build build-asan build-tsan $(CDEF)

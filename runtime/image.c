@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <turbojpeg.h>
 #include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
@@ -115,7 +116,10 @@ static int read_file(image_ctx *ctx, const char *path, size_t *n) {
   if (!f) FAIL_INT("cannot open '%s': %s", path, strerror_r(errno, eb, sizeof eb));
   size_t len = 0;
   int rc = 0;
-  if (fseek(f, 0, SEEK_END) == 0) {
+  struct stat st;
+  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    rc = -1;
+  } else if (fseek(f, 0, SEEK_END) == 0) {
     long size = ftell(f);
     if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
       rc = -1;
@@ -131,7 +135,7 @@ static int read_file(image_ctx *ctx, const char *path, size_t *n) {
     rc = -1;
   }
   fclose(f);
-  if (rc < 0) FAIL_INT("cannot read '%s' (is it a directory?)", path);
+  if (rc < 0) FAIL_INT("cannot read '%s' (not a regular file, or a read error)", path);
   if (len == 0) FAIL_INT("'%s' is empty (0 bytes)", path);
   *n = len;
   return 0;
@@ -161,9 +165,11 @@ static int probe(image_ctx *ctx, source *s) {
   if (is_jpeg(s->buf, s->n)) {
     tjhandle tj = ctx_tj(ctx);
     if (!tj) FAIL_INT("'%s': cannot start the JPEG decoder", s->name);
-    int w, h, subsamp, colorspace;
+    int w = 0, h = 0, subsamp = 0, colorspace = 0;
     if (tjDecompressHeader3(tj, s->buf, (unsigned long)s->n, &w, &h, &subsamp, &colorspace) < 0)
-      FAIL_INT("'%s': corrupt JPEG (%s)", s->name, tjGetErrorStr2(tj));
+      FAIL_INT("'%s': corrupt or truncated JPEG (%s)", s->name, tjGetErrorStr2(tj));
+    if (w < 1 || h < 1 || w > 65535 || h > 65535)
+      FAIL_INT("'%s': corrupt or truncated JPEG (header gives size %dx%d)", s->name, w, h);
     if (colorspace == TJCS_CMYK || colorspace == TJCS_YCCK)
       FAIL_INT("'%s': CMYK JPEGs are not supported", s->name);
     s->fmt = FMT_JPEG, s->w = w, s->h = h, s->file_channels = colorspace == TJCS_GRAY ? 1 : 3;
@@ -179,15 +185,17 @@ static int probe(image_ctx *ctx, source *s) {
 
 static int out_channels(const source *s, int channels) { return channels ? channels : s->file_channels; }
 
-/* The smallest DCT scale (num/denom <= 1) that keeps the decoded image at
- * least `need` times the original along both axes. */
+/* The smallest DCT scale that keeps the decoded image at least `need` times
+ * the original along both axes. Only 1/1, 1/2, 1/4 and 1/8: libjpeg-turbo
+ * has fast (SIMD) inverse DCTs for those; 7/8 or 3/4 decode slower than the
+ * full size does. */
 static tjscalingfactor pick_scale(double need) {
   tjscalingfactor best = {1, 1};
   int n = 0;
   tjscalingfactor *sf = tjGetScalingFactors(&n);
   for (int i = 0; sf && i < n; i++) {
     double s = (double)sf[i].num / sf[i].denom;
-    if (s <= 1 && s >= need && s < (double)best.num / best.denom) best = sf[i];
+    if (sf[i].num == 1 && s >= need && s < (double)best.num / best.denom) best = sf[i];
   }
   return best;
 }
@@ -231,13 +239,15 @@ static int decode(image_ctx *ctx, const source *s, int channels, double need, im
 
 enum { PRECISION = 22 }; /* fixed-point bits of the filter weights, as PIL */
 
-/* One axis: for each output pixel `ntaps` (source index, weight) pairs;
- * index -1 marks a zero-padding tap. */
+/* One axis: for each output pixel its taps (source index, weight), the
+ * zero-weight ones dropped (padding with zeros is a missing tap). */
 typedef struct axis {
-  int n, ntaps;
-  int *idx;
-  int32_t *wt;
-  bool copy; /* one full-weight tap each: a plain crop along this axis */
+  int n, ntaps;   /* outputs, tap slots per output */
+  int *idx;       /* n x ntaps */
+  int32_t *wt;    /* n x ntaps */
+  int *cnt;       /* taps in use per output */
+  int lo, hi;     /* source indices read, both included; lo > hi: none */
+  bool copy;      /* at most one full-weight tap each: a plain crop */
 } axis;
 
 /* The box along one axis: output i is centred at x0 + (i + 0.5) * scale and
@@ -262,6 +272,7 @@ static int pad_index(int j, int n, int pad_mode) {
 static void axis_free(axis *a) {
   free(a->idx);
   free(a->wt);
+  free(a->cnt);
 }
 
 static int axis_plan(axis *a, int n, span sp, int src_n, int pad_mode) {
@@ -271,11 +282,13 @@ static int axis_plan(axis *a, int n, span sp, int src_n, int pad_mode) {
   a->ntaps = (int)ceil(2 * support) + 1;
   a->idx = malloc(sizeof(int) * (size_t)n * (size_t)a->ntaps);
   a->wt = malloc(sizeof(int32_t) * (size_t)n * (size_t)a->ntaps);
-  if (!a->idx || !a->wt) {
+  a->cnt = malloc(sizeof(int) * (size_t)n);
+  if (!a->idx || !a->wt || !a->cnt) {
     axis_free(a);
     FAIL_INT("image: out of memory planning a resize");
   }
   a->copy = sp.scale == 1 && sp.x0 == floor(sp.x0);
+  a->lo = INT32_MAX, a->hi = -1;
   double w[a->ntaps];
   for (int i = 0; i < n; i++) {
     double center = sp.x0 + (i + 0.5) * sp.scale, total = 0;
@@ -283,75 +296,65 @@ static int axis_plan(axis *a, int n, span sp, int src_n, int pad_mode) {
     if (lo < clo) lo = clo;
     if (hi > chi) hi = chi;
     if (hi > lo + a->ntaps) hi = lo + a->ntaps;
-    int k = 0;
-    for (int j = lo; j < hi; j++, k++) total += w[k] = triangle((j - center + 0.5) * inv);
-    int *idx = a->idx + (size_t)i * a->ntaps;
+    for (int j = lo; j < hi; j++) total += w[j - lo] = triangle((j - center + 0.5) * inv);
+    int *idx = a->idx + (size_t)i * a->ntaps, k = 0;
     int32_t *wt = a->wt + (size_t)i * a->ntaps;
-    for (k = 0; k < a->ntaps; k++) {
-      int j = lo + k, src = k < hi - lo ? pad_index(j, src_n, pad_mode) : -1;
-      double weight = src >= 0 && total > 0 ? w[k] / total : 0;
-      idx[k] = src < 0 ? 0 : src;
-      wt[k] = (int32_t)lround(weight * (1 << PRECISION));
+    for (int j = lo; j < hi; j++) {
+      int src = pad_index(j, src_n, pad_mode);
+      int32_t fixed = total > 0 ? (int32_t)lround(w[j - lo] / total * (1 << PRECISION)) : 0;
+      if (src < 0 || fixed == 0) continue;
+      idx[k] = src, wt[k++] = fixed;
+      if (src < a->lo) a->lo = src;
+      if (src > a->hi) a->hi = src;
     }
+    a->cnt[i] = k;
   }
   return 0;
 }
 
-static inline uint8_t clip8(int64_t acc) {
-  acc = (acc + (1 << (PRECISION - 1))) >> PRECISION;
+static inline uint8_t clip8(int32_t acc) {
+  acc >>= PRECISION;
   return (uint8_t)(acc < 0 ? 0 : acc > 255 ? 255 : acc);
 }
 
-/* The range of source rows the vertical taps read. */
-static void rows_used(const axis *a, int *first, int *last) {
-  int lo = INT32_MAX, hi = -1;
-  for (int i = 0; i < a->n * a->ntaps; i++)
-    if (a->wt[i] != 0) {
-      if (a->idx[i] < lo) lo = a->idx[i];
-      if (a->idx[i] > hi) hi = a->idx[i];
-    }
-  *first = lo, *last = hi;
-}
-
-/* Horizontal pass over source rows [r0, r1] into tmp (rows x out_w x c). */
-static void resample_rows(const image *src, const axis *ax, int r0, int r1, uint8_t *tmp) {
-  int c = src->c, ow = ax->n, nt = ax->ntaps;
-  for (int r = r0; r <= r1; r++) {
-    const uint8_t *row = src->px + (size_t)r * src->w * c;
-    uint8_t *out = tmp + (size_t)(r - r0) * ow * c;
-    for (int x = 0; x < ow; x++) {
-      const int *idx = ax->idx + (size_t)x * nt;
-      const int32_t *wt = ax->wt + (size_t)x * nt;
+/* One row across: out[x] = sum of taps of row (source index - shift).
+ * 255 * 2^22 fits an int32 and the weights are non-negative. */
+static void hpass(const uint8_t *row, int c, const axis *ax, int shift, uint8_t *out) {
+  const int half = 1 << (PRECISION - 1);
+  for (int x = 0; x < ax->n; x++) {
+    const int *idx = ax->idx + (size_t)x * ax->ntaps;
+    const int32_t *wt = ax->wt + (size_t)x * ax->ntaps;
+    int cnt = ax->cnt[x];
+    if (c == 3) {
+      int32_t a0 = half, a1 = half, a2 = half;
+      for (int t = 0; t < cnt; t++) {
+        const uint8_t *p = row + (idx[t] - shift) * 3;
+        int32_t w = wt[t];
+        a0 += w * p[0], a1 += w * p[1], a2 += w * p[2];
+      }
+      out[3 * x] = clip8(a0), out[3 * x + 1] = clip8(a1), out[3 * x + 2] = clip8(a2);
+    } else {
       for (int k = 0; k < c; k++) {
-        int64_t acc = 0;
-        for (int t = 0; t < nt; t++) acc += (int64_t)wt[t] * row[idx[t] * c + k];
+        int32_t acc = half;
+        for (int t = 0; t < cnt; t++) acc += wt[t] * row[(idx[t] - shift) * c + k];
         out[x * c + k] = clip8(acc);
       }
     }
   }
 }
 
-/* Vertical pass: tmp rows (starting at source row r0) into dst. */
-static void resample_cols(const uint8_t *tmp, int r0, int rowlen, const axis *ay, uint8_t *dst) {
-  int nt = ay->ntaps;
-  int32_t acc[rowlen];
-  for (int y = 0; y < ay->n; y++) {
-    const int *idx = ay->idx + (size_t)y * nt;
-    const int32_t *wt = ay->wt + (size_t)y * nt;
-    uint8_t *out = dst + (size_t)y * rowlen;
-    for (int i = 0; i < rowlen; i++) acc[i] = 1 << (PRECISION - 1);
-    for (int t = 0; t < nt; t++) {
-      if (wt[t] == 0) continue;
-      const uint8_t *row = tmp + (size_t)(idx[t] - r0) * rowlen;
-      int32_t w = wt[t];
-      /* 255 * 2^22 fits an int32 and the weights are non-negative */
-      for (int i = 0; i < rowlen; i++) acc[i] += w * row[i];
-    }
-    for (int i = 0; i < rowlen; i++) {
-      int32_t v = acc[i] >> PRECISION;
-      out[i] = (uint8_t)(v > 255 ? 255 : v);
-    }
+/* One output row down: out[i] = sum of taps of rows base + (index - shift) * stride. */
+static void vpass(const uint8_t *base, size_t stride, int shift, const axis *ay, int y, int len,
+                  int32_t *acc, uint8_t *out) {
+  const int *idx = ay->idx + (size_t)y * ay->ntaps;
+  const int32_t *wt = ay->wt + (size_t)y * ay->ntaps;
+  for (int i = 0; i < len; i++) acc[i] = 1 << (PRECISION - 1);
+  for (int t = 0; t < ay->cnt[y]; t++) {
+    const uint8_t *row = base + (size_t)(idx[t] - shift) * stride;
+    int32_t w = wt[t];
+    for (int i = 0; i < len; i++) acc[i] += w * row[i];
   }
+  for (int i = 0; i < len; i++) out[i] = clip8(acc[i]);
 }
 
 /* Crop-copy fast path: every output pixel is one source pixel or padding. */
@@ -359,16 +362,14 @@ static void copy_box(const image *src, const axis *ax, const axis *ay, image *ds
   int c = src->c;
   for (int y = 0; y < ay->n; y++) {
     uint8_t *out = dst->px + (size_t)y * dst->w * c;
-    size_t ty = (size_t)y * ay->ntaps; /* the first tap is the one of full weight */
-    if (ay->wt[ty] == 0) {
+    if (ay->cnt[y] == 0) {
       memset(out, 0, (size_t)dst->w * c);
       continue;
     }
-    const uint8_t *row = src->px + (size_t)ay->idx[ty] * src->w * c;
+    const uint8_t *row = src->px + (size_t)ay->idx[(size_t)y * ay->ntaps] * src->w * c;
     for (int x = 0; x < ax->n; x++) {
-      size_t tx = (size_t)x * ax->ntaps;
-      if (ax->wt[tx] == 0) memset(out + x * c, 0, (size_t)c);
-      else memcpy(out + x * c, row + ax->idx[tx] * c, (size_t)c);
+      if (ax->cnt[x] == 0) memset(out + x * c, 0, (size_t)c);
+      else memcpy(out + x * c, row + ax->idx[(size_t)x * ax->ntaps] * c, (size_t)c);
     }
   }
 }
@@ -378,6 +379,39 @@ typedef struct box {
   int out_w, out_h, pad_mode;
 } box;
 
+/* Separable resampling, in the order that runs the scalar horizontal pass
+ * over fewer rows: across first over the source rows in use when the output
+ * has more rows than that, else down first over the source columns in use. */
+static int resample_planned(image_ctx *ctx, const image *src, const axis *ax, const axis *ay, image *dst) {
+  int c = src->c;
+  size_t out_row = (size_t)dst->w * c, src_row = (size_t)src->w * c;
+  if (ay->lo > ay->hi || ax->lo > ax->hi) {
+    memset(dst->px, 0, out_row * dst->h); /* all padding */
+    return 0;
+  }
+  int rows = ay->hi - ay->lo + 1, cols = ax->hi - ax->lo + 1;
+  bool across_first = dst->h >= rows;
+  size_t tmp_bytes = across_first ? (size_t)rows * out_row : (size_t)cols * c;
+  size_t acc_len = across_first ? out_row : (size_t)cols * c;
+  int32_t *acc = malloc(sizeof(int32_t) * acc_len);
+  if (!acc || !grow(&ctx->tmp, &ctx->tmp_cap, tmp_bytes)) {
+    free(acc);
+    FAIL_INT("image: out of memory resizing");
+  }
+  if (across_first) {
+    for (int r = 0; r < rows; r++) hpass(src->px + (size_t)(ay->lo + r) * src_row, c, ax, 0, ctx->tmp + r * out_row);
+    for (int y = 0; y < dst->h; y++) vpass(ctx->tmp, out_row, ay->lo, ay, y, (int)out_row, acc, dst->px + y * out_row);
+  } else {
+    const uint8_t *base = src->px + (size_t)ax->lo * c;
+    for (int y = 0; y < dst->h; y++) {
+      vpass(base, src_row, 0, ay, y, cols * c, acc, ctx->tmp);
+      hpass(ctx->tmp, c, ax, ax->lo, dst->px + y * out_row);
+    }
+  }
+  free(acc);
+  return 0;
+}
+
 static int resample(image_ctx *ctx, const image *src, const box *b, image *dst) {
   axis ax = {0}, ay = {0};
   if (axis_plan(&ax, b->out_w, b->x, src->w, b->pad_mode) < 0) return -1;
@@ -386,24 +420,8 @@ static int resample(image_ctx *ctx, const image *src, const box *b, image *dst) 
     return -1;
   }
   int rc = image_alloc(dst, b->out_h, b->out_w, src->c);
-  if (rc == 0 && ax.copy && ay.copy) {
-    copy_box(src, &ax, &ay, dst);
-  } else if (rc == 0) {
-    int r0, r1;
-    rows_used(&ay, &r0, &r1);
-    if (r1 < r0) {
-      memset(dst->px, 0, (size_t)dst->h * dst->w * dst->c); /* all padding */
-    } else {
-      size_t rowlen = (size_t)b->out_w * src->c;
-      if (!grow(&ctx->tmp, &ctx->tmp_cap, (size_t)(r1 - r0 + 1) * rowlen)) {
-        rc = -1;
-        fc_set_error("image: out of memory resizing");
-      } else {
-        resample_rows(src, &ax, r0, r1, ctx->tmp);
-        resample_cols(ctx->tmp, r0, (int)rowlen, &ay, dst->px);
-      }
-    }
-  }
+  if (rc == 0 && ax.copy && ay.copy) copy_box(src, &ax, &ay, dst);
+  else if (rc == 0) rc = resample_planned(ctx, src, &ax, &ay, dst);
   axis_free(&ax);
   axis_free(&ay);
   return rc;

@@ -204,7 +204,7 @@ function M.read_csv(path, opts)
   local sep = opts.sep or ','
   if type(sep) ~= 'string' or #sep ~= 1 then raise("cloader.read_csv: sep must be one character") end
   local header = opts.header == nil and true or opts.header
-  local csv = C.fc_csv_read(path, header and 1 or 0, sep)
+  local csv = C.fc_csv_read(path, header and 1 or 0, sep:byte())
   if csv == nil then raise_c() end
   csv = ffi.gc(csv, C.fc_csv_free)
   local nrows, ncols = tonumber(C.fc_csv_rows(csv)), C.fc_csv_cols(csv)
