@@ -70,7 +70,7 @@ bench: all
 
 install: all
 	install -d $(PREFIX)/lib $(PREFIX)/include $(PREFIX)/bin $(PREFIX)/lib/pkgconfig \
-	  $(PREFIX)/share/fastc/lua/fastc
+	  $(PREFIX)/share/fastc/lua/fastc $(PREFIX)/share/fastc/lua/fastc/callback
 	install -m 644 $(BUILD)/libfastc.a $(PREFIX)/lib/
 	install -m 755 $(BUILD)/libfastc.so $(PREFIX)/lib/
 	install -m 644 runtime/fastc.h $(PREFIX)/include/
@@ -78,6 +78,7 @@ install: all
 	$(LINK_FASTLUA) -o $(BUILD)/fastlua.install
 	install -m 755 $(BUILD)/fastlua.install $(PREFIX)/bin/fastlua
 	install -m 644 lua/fastc/*.lua $(PREFIX)/share/fastc/lua/fastc/
+	install -m 644 lua/fastc/callback/*.lua $(PREFIX)/share/fastc/lua/fastc/callback/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@BLAS_DIR@|$(BLAS_DIR)|' tools/fastc.pc.in \
 	  > $(PREFIX)/lib/pkgconfig/fastc.pc
 
