@@ -47,8 +47,8 @@ local accuracy = fc.metrics and fc.metrics.accuracy or fc.accuracy or function(p
   return pred:argmax(2):eq(y):float():mean()
 end
 
-local dls = fc.DataLoaders(fc.TensorDataLoader(xtrain, ytrain, { bs = bs, shuffle = true }),
-  fc.TensorDataLoader(xtest, ytest, { bs = 1000 }), { c = 10, vocab = CLASSES })
+local dls = fc.DataLoaders(fc.TensorDataLoader(xtrain, ytrain, { bs = bs, shuffle = true, c = 10, vocab = CLASSES }),
+  fc.TensorDataLoader(xtest, ytest, { bs = 1000 }))
 local learn = fc.Learner(dls, cnn(10), { loss_func = loss_func, metrics = { accuracy } })
 
 local t0 = fc.train_util.now()

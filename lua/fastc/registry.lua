@@ -69,6 +69,17 @@ return function(fc, Tensor, H)
     end
   end
 
+  -- What an exported Learner commonly names: the functional losses and the optimizers.
+  for _, name in ipairs({ 'cross_entropy', 'nll_loss', 'mse_loss', 'l1_loss', 'smooth_l1_loss',
+    'binary_cross_entropy', 'binary_cross_entropy_with_logits' }) do
+    if fc.F and fc.F[name] then fc.register_value('F.' .. name, fc.F[name]) end
+  end
+  for name, opt in pairs(fc.optim or {}) do
+    if type(opt) == 'function' or (type(opt) == 'table' and rawget(opt, 'update')) then
+      fc.register_value('optim.' .. name, opt)
+    end
+  end
+
   -- ---- nested tables <-> safetensors names and metadata --------------------
 
   -- Keys become path segments: strings as is, numbers as '#n'.

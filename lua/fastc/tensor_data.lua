@@ -4,6 +4,8 @@
 --   local train = fc.TensorDataLoader(x, y, {bs = 64, shuffle = true})
 --   local valid = fc.TensorDataLoader(xv, yv, {bs = 128})
 --   local dls = fc.DataLoaders(train, valid, {loss_func = fc.F.cross_entropy, c = 10, vocab = names})
+--   (loss_func, c, vocab and n_inp may also be options of the training loader,
+--   where the data layer's DataLoaders look for them)
 --   for xb, yb in dls.train:iter() do ... end
 --
 -- fastai's interface: dls.train, dls.valid (also dls[1], dls[2]),
@@ -54,7 +56,8 @@ return function(fc, Tensor, H)
 
   local TensorDataLoader = class('TensorDataLoader')
   fc.TensorDataLoader = TensorDataLoader
-  local OPTS = { bs = true, shuffle = true, drop_last = true, seed = true, after_batch = true }
+  local OPTS = { bs = true, shuffle = true, drop_last = true, seed = true, after_batch = true,
+    c = true, vocab = true, loss_func = true, n_inp = true }
 
   -- TensorDataLoader(x, y, opts) or TensorDataLoader(dataset, opts); y may be nil.
   function TensorDataLoader:init(x, y, opts)
@@ -76,13 +79,15 @@ return function(fc, Tensor, H)
     if type(self.bs) ~= 'number' or self.bs < 1 then error('TensorDataLoader: bs must be a positive number', 3) end
     self.shuffle, self.drop_last = opts.shuffle or false, opts.drop_last or false
     self.seed, self.after_batch = opts.seed, opts.after_batch
+    -- what the data layer's loaders carry for the Learner (dls.c etc. read the training loader's)
+    self.c, self.vocab, self.loss_func, self.n_inp = opts.c, opts.vocab, opts.loss_func, opts.n_inp
     if self.seed then self.rng = { s = 0x9E3779B97F4A7C15ULL + self.seed } end
   end
 
   -- A copy with some options changed (fastai's dl.new).
   function TensorDataLoader:new(opts)
     local o = { bs = self.bs, shuffle = self.shuffle, drop_last = self.drop_last, seed = self.seed,
-      after_batch = self.after_batch }
+      after_batch = self.after_batch, c = self.c, vocab = self.vocab, loss_func = self.loss_func, n_inp = self.n_inp }
     for k, v in pairs(opts or {}) do o[k] = v end
     if o.shuffle == false then o.seed = nil end
     return TensorDataLoader(self.dataset, o)
@@ -140,7 +145,9 @@ return function(fc, Tensor, H)
     self.train, self.valid = train, valid
     self.train_ds = train and train.dataset
     self.valid_ds = valid and valid.dataset
-    self.loss_func, self.c, self.vocab, self.n_inp, self.path = opts.loss_func, opts.c, opts.vocab, opts.n_inp, opts.path
+    local first = train or {}
+    self.loss_func, self.c = opts.loss_func or first.loss_func, opts.c or first.c
+    self.vocab, self.n_inp, self.path = opts.vocab or first.vocab, opts.n_inp or first.n_inp, opts.path
   end
   function DataLoaders:len() return #self.loaders end
   function DataLoaders:one_batch() return self.train:one_batch() end

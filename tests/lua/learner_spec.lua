@@ -87,6 +87,13 @@ describe('tensor data', function()
     assert.are.equal(1, dls.c)
     assert.are.same({ 8, 2 }, ({ dls:one_batch() })[1]:size())
     assert.has_error(function() fc.DataLoaders(dls.train, dls.valid, { bs = 3 }) end)
+    -- the training loader may carry c, vocab and loss_func instead
+    local dls2 = fc.DataLoaders(fc.TensorDataLoader(x, y, { c = 2, vocab = { 'p', 'q' }, loss_func = fc.F.mse_loss }),
+      fc.TensorDataLoader(x, y))
+    assert.are.equal(2, dls2.c)
+    assert.are.same({ 'p', 'q' }, dls2.vocab)
+    assert.are.equal(fc.F.mse_loss, dls2.loss_func)
+    assert.are.equal(2, dls2.train:new({ bs = 4 }).c)
   end)
 end)
 

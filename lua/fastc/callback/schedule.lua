@@ -255,6 +255,29 @@ return function(fc, Tensor, H)
   S.Valley, S.Slide, S.Minimum, S.Steep = S.valley, S.slide, S.minimum, S.steep
   local NAMES = { [S.valley] = 'valley', [S.slide] = 'slide', [S.minimum] = 'minimum', [S.steep] = 'steep' }
 
+  -- plot_sched{keys, path}: each scheduled hyper-parameter per batch, one
+  -- PNG per key (path_<key>.png); returns the paths.
+  function fc.Recorder:plot_sched(opts)
+    opts = opts or {}
+    local keys = opts.keys
+    if not keys then
+      keys = {}
+      for k in pairs(self.hps or {}) do keys[#keys + 1] = k end
+      table.sort(keys)
+    end
+    local paths = {}
+    for i, k in ipairs(keys) do
+      local ys = (self.hps or {})[k]
+      if not ys then error(fmt("plot_sched: '%s' was not scheduled", k), 2) end
+      local xs = {}
+      for j = 1, #ys do xs[j] = j - 1 end
+      local base = opts.path and opts.path:gsub('%.png$', '') or U.join(self.learn.path, 'sched')
+      paths[i] = U.plot({ series = { { x = xs, y = ys, label = k } }, title = k, xlabel = 'iteration', ylabel = k,
+        path = base .. '_' .. k .. '.png' })
+    end
+    return paths
+  end
+
   -- plot_lr_find{skip_end = 5, suggestions, names, path}
   function fc.Recorder:plot_lr_find(opts)
     opts = opts or {}
@@ -262,7 +285,7 @@ return function(fc, Tensor, H)
     local n = #self.lrs - skip
     local series = { { x = { unpack(self.lrs, 1, n) }, y = { unpack(self.losses, 1, n) }, label = 'loss' } }
     for i, pt in ipairs(opts.suggestions or {}) do
-      series[#series + 1] = { x = { pt[1] }, y = { pt[2] }, label = (opts.names or {})[i], points = true }
+      series[#series + 1] = { x = { pt[1] }, y = { pt[2] }, label = (opts.names or {})[i], style = 'points' }
     end
     return U.plot({ series = series, title = 'Learning rate finder', xlabel = 'learning rate', ylabel = 'loss',
       xscale = 'log', path = opts.path or U.join(self.learn.path, 'lr_find.png') })
