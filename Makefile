@@ -80,16 +80,15 @@ bench: all
 
 install: all
 	install -d $(PREFIX)/lib $(PREFIX)/include $(PREFIX)/bin $(PREFIX)/lib/pkgconfig \
-	  $(PREFIX)/share/fastc/lua/fastc
+	  $(PREFIX)/share/fastc/lua/fastc $(PREFIX)/share/fastc/lua/fastc/callback
 	install -m 644 $(BUILD)/libfastc.a $(PREFIX)/lib/
 	install -m 755 $(BUILD)/libfastc.so $(PREFIX)/lib/
 	install -m 644 runtime/fastc.h $(PREFIX)/include/
 	@# fastlua knows where its Lua package lives: rebuilt for this PREFIX
 	$(LINK_FASTLUA) -o $(BUILD)/fastlua.install
 	install -m 755 $(BUILD)/fastlua.install $(PREFIX)/bin/fastlua
-	install -m 644 lua/fastc/*.lua $(PREFIX)/share/fastc/lua/fastc/
-	install -d $(PREFIX)/share/fastc/lua/fastc/data
-	install -m 644 lua/fastc/data/*.lua $(PREFIX)/share/fastc/lua/fastc/data/
+	@# the whole Lua package, subfolders (data/, callback/, vision/ ...) included
+	cd lua && find fastc -name '*.lua' -exec install -D -m 644 {} $(PREFIX)/share/fastc/lua/{} \;
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@BLAS_DIR@|$(BLAS_DIR)|' tools/fastc.pc.in \
 	  > $(PREFIX)/lib/pkgconfig/fastc.pc
 
