@@ -8,6 +8,7 @@ local extensions = {
   'fastc.ext_reduce', 'fastc.ext_index', 'fastc.ext_linalg', 'fastc.ext_autograd',
   'fastc.ext_io', 'fastc.ext_idx', 'fastc.ext_loss', 'fastc.functional', 'fastc.ext_conv', 'fastc.ext_norm',
   'fastc.nn', 'fastc.optim',
+  'fastc.ext_data', -- data layer and vision data (lua/fastc/data, lua/fastc/vision)
 }
 for _, name in ipairs(extensions) do
   if package.searchpath(name, package.path) then require(name)(fc, Tensor, H) end
