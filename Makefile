@@ -78,6 +78,9 @@ install: all
 	$(LINK_FASTLUA) -o $(BUILD)/fastlua.install
 	install -m 755 $(BUILD)/fastlua.install $(PREFIX)/bin/fastlua
 	install -m 644 lua/fastc/*.lua $(PREFIX)/share/fastc/lua/fastc/
+	install -d $(PREFIX)/share/fastc/lua/fastc/data $(PREFIX)/share/fastc/lua/fastc/vision
+	install -m 644 lua/fastc/data/*.lua $(PREFIX)/share/fastc/lua/fastc/data/
+	install -m 644 lua/fastc/vision/*.lua $(PREFIX)/share/fastc/lua/fastc/vision/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@BLAS_DIR@|$(BLAS_DIR)|' tools/fastc.pc.in \
 	  > $(PREFIX)/lib/pkgconfig/fastc.pc
 

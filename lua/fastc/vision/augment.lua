@@ -93,7 +93,8 @@ return function(fc)
     local d = math.min(x:size(3) / oh, x:size(4) / ow) / 2
     if d > 1 and d > z then
       local h, w = floor(x:size(3) / d), floor(x:size(4) / d)
-      if h >= 1 and w >= 1 then return fc.F.adaptive_avg_pool2d(x, { h, w }) end
+      local kh, kw = floor(x:size(3) / h), floor(x:size(4) / w)
+      if h >= 1 and w >= 1 and (kh > 1 or kw > 1) then return vision.area_shrink(x, kh, kw) end
     end
     return x
   end

@@ -64,21 +64,28 @@ return function(fc)
 
   local function is_mask(kind) return kind == 'mask' end
 
+  -- Averages k x k blocks of [N,C,H,W] (the last H % k rows and W % k
+  -- columns, less than one output pixel's worth, are dropped).
+  local function area_shrink(x, kh, kw)
+    local h, w = floor(x:size(3) / kh) * kh, floor(x:size(4) / kw) * kw
+    if h ~= x:size(3) or w ~= x:size(4) then x = x:narrow(3, 1, h):narrow(4, 1, w) end
+    return fc.F.avg_pool2d(x:contiguous(), { kh, kw })
+  end
+  vision.area_shrink = area_shrink
+
   -- Reads the box (x0, y0, bw, bh in source pixels; it may extend past the
   -- image) of a [C,H,W] image into an oh x ow image.
   local function resample(img, box, oh, ow, kind, pad_mode, flip)
-    local c, h, w = img:size(1), img:size(2), img:size(3)
+    local h, w = img:size(2), img:size(3)
     local x0, y0, bw, bh = box[1], box[2], box[3], box[4]
     local x = img:unsqueeze(1):float()
     local mask = is_mask(kind)
     -- area pre-shrink: an integer factor that keeps the box >= the output
     local k = floor(math.min(bw / ow, bh / oh))
     if not mask and k >= 2 and h >= k and w >= k then
-      x = fc.F.avg_pool2d(x, { k, k }, { stride = k })
-      local sh, sw = x:size(3) * k, x:size(4) * k -- area actually pooled
+      x = area_shrink(x, k, k)
       h, w = x:size(3), x:size(4)
       x0, y0, bw, bh = x0 / k, y0 / k, bw / k, bh / k
-      if sh == 0 or sw == 0 then error('resample: image too small', 0) end
     end
     -- normalised (align_corners = false) box edges
     local sx, sy = bw / w, bh / h
@@ -195,7 +202,7 @@ return function(fc)
   end
   local function rrc_encodes(self, x, kind)
     local box = self:box(x:size(2), x:size(3), self.rng, self.split)
-    return resample(x, box, self.size[1], self.size[2], kind, 'zeros')
+    return resample(x, box, self.size[1], self.size[2], kind, 'border')
   end
   RandomResizedCrop.encodes = { image = rrc_encodes, mask = rrc_encodes }
   function RandomResizedCrop:c_spec(split_idx)
