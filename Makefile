@@ -13,7 +13,7 @@ OPT ?= -O3 -march=x86-64-v3
 SAN ?=
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -fPIC -fopenmp -fno-math-errno -Wall -Wextra -Werror \
   -Wno-unused-parameter -Wno-type-limits -Wno-missing-field-initializers -Iruntime -I/usr/include/luajit-2.1 $(OPT) $(SAN)
-LIBS = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -ldnnl -lcjson -lz -lm -lpthread -ldl
+LIBS = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -ldnnl -lcjson -lz -lturbojpeg -lstb -lm -lpthread -ldl
 LUAJIT_A ?= /usr/lib/$(MULTIARCH)/libluajit-5.1.a
 
 SRCS := $(filter-out runtime/fastlua.c,$(wildcard runtime/*.c))
@@ -21,7 +21,7 @@ OBJS := $(SRCS:runtime/%.c=$(BUILD)/obj/%.o)
 TESTS := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(filter-out tests/c/harness.c,$(wildcard tests/c/test_*.c)))
 CDEF := lua/fastc/cdef.lua
 
-.PHONY: all deps test asan bench install clean
+.PHONY: all deps test asan tsan bench install clean
 all: deps $(BUILD)/libfastc.so $(BUILD)/libfastc.a $(BUILD)/fastlua $(CDEF)
 
 deps:
@@ -65,6 +65,14 @@ asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
 
+# The data loader's tests under ThreadSanitizer (in build-tsan/).
+TSAN_TESTS = test_loader test_image
+tsan:
+	$(MAKE) BUILD=build-tsan OPT="-O1 -g -fno-omit-frame-pointer" SAN="-fsanitize=thread" \
+	  $(TSAN_TESTS:%=build-tsan/tests/%)
+	@for t in $(TSAN_TESTS); do TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	  build-tsan/tests/$$t || exit 1; done
+
 bench: all
 	@sh bench/run.sh
 
@@ -85,4 +93,4 @@ install: all
 	  > $(PREFIX)/lib/pkgconfig/fastc.pc
 
 clean:
-	rm -rf build build-asan $(CDEF)
+	rm -rf build build-asan build-tsan $(CDEF)

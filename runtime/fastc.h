@@ -352,7 +352,7 @@ fc_tensor *fc_embedding(fc_tensor *weight, fc_tensor *indices, int64_t padding_i
  * normalised to [-1, 1]; a grid holds the (x, y) each output pixel reads.
  * No autograd: inputs that require grad (with grad mode on) are refused. */
 enum { FC_SAMPLE_BILINEAR = 0, FC_SAMPLE_NEAREST = 1 };
-enum { FC_PAD_ZEROS = 0, FC_PAD_BORDER = 1, FC_PAD_REFLECTION = 2 };
+/* padding: FC_PAD_ZEROS, FC_PAD_BORDER, FC_PAD_REFLECTION (the loader's, below) */
 /* theta [N,2,3] (float32/64) -> grid [N,H,W,2] */
 fc_tensor *fc_affine_grid(fc_tensor *theta, int64_t H, int64_t W, int align_corners);
 /* x [N,C,H,W], grid [N,Ho,Wo,2] of x's dtype -> [N,C,Ho,Wo] */
@@ -390,6 +390,95 @@ void fc_file_close(fc_file *f);
 /* An IDX file (the MNIST format), gzipped or plain, as a uint8/int32/float
  * tensor of the shape its header gives. */
 fc_tensor *fc_read_idx(const char *path);
+
+/* ---- images, CSV and the threaded data loader --------------------------- */
+/* Images are uint8 tensors [C,H,W]. JPEG decodes through libjpeg-turbo,
+ * PNG, BMP, GIF (first frame) and TGA through stb_image. `channels` 1 (grey),
+ * 3 (RGB) or 4 (RGBA) converts whatever the file holds; 0 keeps the file's.
+ * min_height/min_width (0: none) let a JPEG decode with DCT scaling straight
+ * to the smallest size still at least that big; other formats decode whole.
+ * Every error names the file. */
+fc_tensor *fc_image_read(const char *path, int channels, int min_height, int min_width);
+fc_tensor *fc_image_decode(const void *data, size_t nbytes, int channels, const char *name);
+/* Writes a uint8 [C,H,W] (or [H,W]) image; the format follows the extension:
+ * .jpg/.jpeg (quality 1..100), .png, .bmp, .tga. */
+int fc_image_write(const char *path, fc_tensor *image, int quality);
+
+/* Item steps the loader runs on its worker threads (fastai's semantics):
+ * RESIZE       to height x width by `method`: CROP (random position while
+ *              training, centred when valid), SQUISH, or PAD (pad_mode);
+ * RANDOM_RESIZED_CROP  a crop of area scale[0..1] and aspect ratio[0..1]
+ *              (log-uniform) resized to the size; valid: the whole image
+ *              squished to size + val_xtra then centre-cropped;
+ * CENTER_CROP, PAD  centre crop and/or pad (pad_mode) to the size, no scaling;
+ * FLIP         horizontal flip with probability p.
+ * Downscaling is antialiased (bilinear filter widened by the scale, as PIL). */
+enum { FC_TFM_RESIZE = 0, FC_TFM_RANDOM_RESIZED_CROP, FC_TFM_CENTER_CROP, FC_TFM_PAD, FC_TFM_FLIP };
+enum { FC_RESIZE_CROP = 0, FC_RESIZE_SQUISH, FC_RESIZE_PAD };
+enum { FC_PAD_ZEROS = 0, FC_PAD_BORDER, FC_PAD_REFLECTION };
+typedef struct fc_tfm {
+  int32_t kind;
+  int32_t height, width;
+  int32_t method;   /* RESIZE */
+  int32_t pad_mode; /* RESIZE, CENTER_CROP, PAD */
+  int32_t valid;    /* RESIZE, RANDOM_RESIZED_CROP: the deterministic validation form */
+  double scale[2];  /* RANDOM_RESIZED_CROP: area fraction range */
+  double ratio[2];  /* RANDOM_RESIZED_CROP: aspect ratio (w/h) range */
+  double val_xtra;  /* RANDOM_RESIZED_CROP valid: extra size fraction (fastai 0.14) */
+  double p;         /* FLIP */
+} fc_tfm;
+/* The steps applied to one image exactly as the loader applies them to item
+ * `item` (0-based) in epoch `epoch`: the randomness is Philox keyed by
+ * (seed, epoch, item), so no state is shared between items or threads. */
+fc_tensor *fc_image_transform(fc_tensor *image, int ntfms, const fc_tfm *tfms, uint64_t seed,
+                              int64_t epoch, int64_t item);
+
+/* The loader: worker threads turn item indices into finished batches
+ * (uint8 [B,C,H,W], labels int64 [B], item positions int64 [B]) kept in a
+ * bounded queue that the consumer drains in order with fc_loader_next. The
+ * batches (order, augmentations, pixels) are the same for any num_workers.
+ * on_error RAISE: a bad file fails fc_loader_next with an error naming it;
+ * SKIP: the item is left out (its batch comes out smaller) and a warning is
+ * kept for fc_loader_warnings. Workers never call back into the caller. */
+enum { FC_ON_ERROR_RAISE = 0, FC_ON_ERROR_SKIP = 1 };
+typedef struct fc_loader_opts {
+  int64_t batch_size;
+  int32_t shuffle, drop_last;
+  uint64_t seed;
+  int32_t num_workers; /* 0: batches are built on the calling thread */
+  int32_t prefetch;    /* batches in flight ahead of the consumer, >= 1 */
+  int32_t channels;    /* 1, 3 or 4 */
+  int32_t on_error;
+  int64_t index_base;  /* added to the item positions handed back (1 for Lua) */
+  int32_t ntfms;
+  const fc_tfm *tfms;
+} fc_loader_opts;
+typedef struct fc_loader fc_loader;
+/* Copies paths, labels (may be NULL) and the steps. */
+fc_loader *fc_loader_new(int64_t n, const char *const *paths, const int64_t *labels,
+                         const fc_loader_opts *opts);
+int64_t fc_loader_len(const fc_loader *l); /* batches per epoch */
+/* Starts (or restarts, abandoning the current one) an epoch. */
+int fc_loader_start_epoch(fc_loader *l, int64_t epoch);
+/* The next batch in order: 1 with new references in *images, *labels (NULL
+ * without labels) and *indices; 0 when the epoch is done; -1 on error. */
+int fc_loader_next(fc_loader *l, fc_tensor **images, fc_tensor **labels, fc_tensor **indices);
+/* Warnings of skipped items from the last fc_loader_next, "" when none. */
+const char *fc_loader_warnings(const fc_loader *l);
+/* Stops and joins the workers, mid-epoch or not, and frees everything. */
+void fc_loader_free(fc_loader *l);
+
+/* CSV (RFC 4180: quotes, "" escapes, CRLF, newlines inside quotes). A column
+ * is numeric when every non-empty field parses as a number (empty: NaN). */
+typedef struct fc_csv fc_csv;
+fc_csv *fc_csv_read(const char *path, int header, char sep);
+int64_t fc_csv_rows(const fc_csv *csv);
+int fc_csv_cols(const fc_csv *csv);
+const char *fc_csv_name(const fc_csv *csv, int col); /* NULL without a header */
+int fc_csv_is_numeric(const fc_csv *csv, int col);
+const char *fc_csv_string(const fc_csv *csv, int col, int64_t row);
+double fc_csv_number(const fc_csv *csv, int col, int64_t row);
+void fc_csv_free(fc_csv *csv);
 
 #ifndef FC_CDEF
 #ifdef __cplusplus

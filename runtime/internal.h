@@ -141,4 +141,25 @@ void iter_run(const iter *it, iter_kernel k, void *ctx);
 /* Per-element access for kernels that don't care about runs. */
 #define AT(p, s, i, T) (*(T *)((p) + (i) * (s)))
 
+/* ---- images (image.c) as the loader (loader.c) uses them ---------------
+ * An image in flight is interleaved HWC uint8. Each thread owns an
+ * image_ctx: its JPEG handle and the buffers reused from item to item. */
+typedef struct image { uint8_t *px; int h, w, c; size_t cap; } image;
+typedef struct image_ctx {
+  void *tj;            /* tjhandle, made on first use */
+  uint8_t *file;       /* the file's bytes */
+  size_t file_cap;
+  image img[2];        /* current and next while running the steps */
+  uint8_t *tmp;        /* resampling's intermediate rows */
+  size_t tmp_cap;
+} image_ctx;
+void image_ctx_free(image_ctx *ctx);
+/* Reads, decodes and runs the steps on one file; *out points into ctx. */
+int image_load_item(image_ctx *ctx, const char *path, int channels, int ntfms, const fc_tfm *tfms,
+                    uint64_t seed, int64_t epoch, int64_t item, const image **out);
+/* The size the steps end on, or 0x0 when it depends on the image. */
+void pipeline_out_size(int ntfms, const fc_tfm *tfms, int *height, int *width);
+int check_pipeline(const char *op, int ntfms, const fc_tfm *tfms);
+void image_to_chw(const image *im, uint8_t *dst);
+
 #endif

@@ -367,33 +367,32 @@ return function(fc)
   data.parse_csv_lua = parse_csv_lua
 
   -- read_csv(path, {header=true, sep=','}) -> DataFrame; columns of numbers
-  -- become Lua numbers. Unnamed columns are called 1, 2, ... (strings).
+  -- become Lua numbers. Without a header the columns are named 1, 2, ...
+  -- The C reader (runtime/csv.c) does the work when the loader is built.
   function data.read_csv(path, o)
     o = o or {}
     local header, sep = o.header ~= false, o.sep or o.delimiter or ','
-    local rows = data.read_csv_rows(path, header, sep)
+    local cl = data.cloader and data.cloader()
+    if cl and cl.read_csv then
+      local df = cl.read_csv(path, { header = header, sep = sep })
+      return DataFrame(df.names, df.columns)
+    end
+    local f = io.open(path, 'rb')
+    if not f then error('read_csv: cannot open ' .. tostring(path), 2) end
+    local text = f:read('*a')
+    f:close()
+    local rows = parse_csv_lua(text, sep)
     local first = rows[1] or {}
-    local names = {}
     local width = 0
     for _, r in ipairs(rows) do width = math.max(width, #r) end
-    for j = 1, width do names[j] = header and first[j] or tostring(j) end
-    local values = {}
+    local names, values = {}, {}
+    for j = 1, width do names[j] = header and first[j] or j end
     for j, name in ipairs(names) do
       local col = {}
       for i = header and 2 or 1, #rows do col[#col + 1] = rows[i][j] or '' end
       values[name] = convert_column(col)
     end
     return DataFrame(names, values)
-  end
-
-  -- Rows of strings; the C reader replaces this when the loader binding is
-  -- present (see data/init.lua).
-  function data.read_csv_rows(path, header, sep)
-    local f = io.open(path, 'rb')
-    if not f then error('read_csv: cannot open ' .. tostring(path), 3) end
-    local text = f:read('*a')
-    f:close()
-    return parse_csv_lua(text, sep)
   end
 
   -- ---- losses ----------------------------------------------------------------

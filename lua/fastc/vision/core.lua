@@ -148,9 +148,7 @@ return function(fc)
   end
   Resize.encodes = { image = resize_encodes, mask = resize_encodes }
   function Resize:c_spec(split_idx)
-    if self.method == 'pad' and self.pad_mode == 'reflection' then return nil end
-    return { 'resize', size = self.size, method = self.method,
-      pad_mode = self.pad_mode == 'reflection' and 'zeros' or self.pad_mode }
+    return { 'resize', size = self.size, method = self.method, pad_mode = self.pad_mode, valid = split_idx ~= 1 }
   end
 
   -- ---- RandomResizedCrop ---------------------------------------------------------
@@ -207,7 +205,7 @@ return function(fc)
   RandomResizedCrop.encodes = { image = rrc_encodes, mask = rrc_encodes }
   function RandomResizedCrop:c_spec(split_idx)
     return { 'random_resized_crop', size = self.size, scale = { self.min_scale, self.max_scale },
-      ratio = self.ratio, valid = split_idx ~= 1 }
+      ratio = self.ratio, valid = split_idx ~= 1, val_xtra = self.val_xtra }
   end
 
   -- ---- CropPad, RandomCrop -----------------------------------------------------------
@@ -238,10 +236,7 @@ return function(fc)
     return vision.crop_pad_exact(x, box, self.pad_mode)
   end
   CropPad.encodes = { image = croppad_encodes, mask = croppad_encodes }
-  function CropPad:c_spec()
-    if self.pad_mode ~= 'zeros' then return nil end
-    return { 'center_crop', size = self.size }
-  end
+  function CropPad:c_spec() return { 'center_crop', size = self.size, pad_mode = self.pad_mode } end
 
   -- RandomCrop(size): a random size box in training, the centre otherwise.
   local RandomCrop = CropPad:extend('RandomCrop')
