@@ -178,4 +178,29 @@ describe('DataLoaders', function()
     end
     assert.are.same({ { 14, 16 }, { 18 } }, batches)
   end)
+
+  it('takes loaders by position and options for what the Learner reads', function()
+    local x, y = fc.rand(6, 3), fc.tensor({ 1, 2, 1, 2, 1, 2 })
+    local train = data.DataLoader(data.TensorDataset(x, y), { bs = 4 })
+    local valid = data.DataLoader(data.TensorDataset(x, y), { bs = 3 })
+    local lf = function() end
+    local dls = data.DataLoaders(train, valid, { loss_func = lf, c = 2, vocab = { 'u', 'v' } })
+    assert.are.equal(train, dls[1])
+    assert.are.equal(valid, dls[2])
+    assert.are.equal(lf, dls.loss_func)
+    assert.are.same({ 'u', 'v' }, dls.vocab)
+    local empty = dls:new_empty()
+    assert.is_nil(empty.train)
+    assert.are.equal(2, empty.c)
+    assert.are.equal(lf, empty.loss_func)
+    assert.has_error(function() data.DataLoaders(train, { lr = 1 }) end)
+    -- test_dl on tensors: validation batching, inputs only
+    local t = dls:test_dl(fc.rand(5, 3))
+    local sizes = {}
+    for xb, yb in t:iter() do
+      sizes[#sizes + 1] = xb:size(1)
+      assert.is_nil(yb)
+    end
+    assert.are.same({ 3, 2 }, sizes)
+  end)
 end)

@@ -503,6 +503,7 @@ return function(fc)
     if ds.n_inp ~= 1 then return 'more than one input' end
     for _, t in ipairs(self.after_item.fs) do
       if not t.c_spec then return tostring(t) .. ' is not a C transform' end
+      if t:c_spec(self.split_idx) == nil then return tostring(t) .. ' has no C form with these options' end
     end
     if self.before_batch then return 'a before_batch hook' end
     return nil
@@ -600,30 +601,59 @@ return function(fc)
 
   -- ---- DataLoaders -------------------------------------------------------------
 
+  -- An option given to DataLoaders wins; otherwise the training loader's.
+  local function from_opts_or_train(k)
+    return function(self)
+      local v = self.opts[k]
+      if v ~= nil then return v end
+      local t = self.loaders[1]
+      return t and t[k]
+    end
+  end
   local dls_lazy = {
     train = function(self) return self.loaders[1] end,
     valid = function(self) return self.loaders[2] end,
-    train_ds = function(self) return self.loaders[1].dataset end,
+    train_ds = function(self) return self.loaders[1] and self.loaders[1].dataset end,
     valid_ds = function(self) return self.loaders[2] and self.loaders[2].dataset end,
-    vocab = function(self) return self.loaders[1].vocab end,
-    c = function(self) return self.loaders[1].c end,
-    loss_func = function(self) return self.loaders[1].loss_func end,
-    n_inp = function(self) return self.loaders[1].n_inp end,
-    bs = function(self) return self.loaders[1].bs end,
+    vocab = from_opts_or_train('vocab'),
+    c = from_opts_or_train('c'),
+    loss_func = from_opts_or_train('loss_func'),
+    n_inp = from_opts_or_train('n_inp'),
+    bs = function(self) return self.loaders[1] and self.loaders[1].bs end,
     device = function() return 'cpu' end,
   }
   local DataLoaders = lazy_class('DataLoaders', nil, dls_lazy)
   data.DataLoaders = DataLoaders
+  -- dls[1], dls[2]: the loaders by position
+  local dls_index = DataLoaders.__index
+  DataLoaders.__index = function(self, k)
+    if type(k) == 'number' then return self.loaders[k] end
+    return dls_index(self, k)
+  end
 
-  -- DataLoaders(train_dl, valid_dl, ..., {path=}).
+  local DLS_OPTS = { path = true, loss_func = true, c = true, vocab = true, n_inp = true, device = true }
+
+  -- DataLoaders(train_dl, valid_dl, ..., {path=, loss_func=, c=, vocab=,
+  -- n_inp=}): any loaders with iter/len/one_batch (nil for none, as an
+  -- exported Learner keeps only what decoding needs).
   function DataLoaders:init(...)
     local n = select('#', ...)
     local last = select(n, ...)
     local o = {}
     if n > 0 and type(last) == 'table' and getmetatable(last) == nil then o, n = last, n - 1 end
+    for k in pairs(o) do
+      if not DLS_OPTS[k] then error(fmt('DataLoaders: unknown option %q', tostring(k)), 3) end
+    end
     self.loaders = {}
     for i = 1, n do self.loaders[i] = (select(i, ...)) end
+    self.opts = o
     self.path = o.path or '.'
+  end
+
+  -- What export keeps: no items, only what decoding predictions needs.
+  function DataLoaders:new_empty()
+    return DataLoaders(nil, nil, { loss_func = self.loss_func, c = self.c, vocab = self.vocab, n_inp = self.n_inp,
+      path = self.path })
   end
 
   function DataLoaders:len() return #self.loaders end
@@ -637,9 +667,17 @@ return function(fc)
     o = o or {}
     local valid = self.valid or self.train
     local ds = self.train_ds
-    if not ds.test_set then error('test_dl: the dataset cannot build a test set', 2) end
-    local test_ds = ds:test_set(items, { with_labels = o.with_labels })
-    return valid:new { dataset = test_ds, shuffle = false, drop_last = false, split_idx = 2, bs = o.bs }
+    if ds and ds.test_set and getmetatable(valid) == DataLoader then
+      local test_ds = ds:test_set(items, { with_labels = o.with_labels })
+      return valid:new { dataset = test_ds, shuffle = false, drop_last = false, split_idx = 2, bs = o.bs }
+    end
+    -- tensors: a tensor of stacked items or a list of item tensors
+    local x = fc.is_tensor(items) and items or fc.stack(items, 1)
+    local bs = o.bs or (valid and valid.bs) or 64
+    local kind = ds and ds.kinds and ds.kinds[1] or (x.dtype == 'uint8' and x:dim() >= 3 and 'image' or 'tensor')
+    local after_batch = getmetatable(valid) == DataLoader and valid.after_batch or nil
+    return DataLoader(TensorDataset(x, { kinds = { kind }, n_inp = 1 }), { bs = bs, after_batch = after_batch,
+      split_idx = 2 })
   end
 
   function DataLoaders:__tostring()

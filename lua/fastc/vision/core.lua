@@ -224,10 +224,8 @@ return function(fc)
   function CropPad:box(h, w, pcts)
     local th, tw = self.size[1], self.size[2]
     pcts = pcts or { 0.5, 0.5 }
-    local function off(n, t, p)
-      if n >= t then return floor(p * (n - t)) end
-      return -floor((t - n) / 2) -- pad evenly (the extra pixel after)
-    end
+    -- floor, as Python's //: a 13-pixel pad puts 7 before and 6 after
+    local function off(n, t, p) return floor(p * (n - t)) end
     return { off(w, tw, pcts[1]), off(h, th, pcts[2]), tw, th }
   end
   local function croppad_encodes(self, x, kind)
@@ -244,7 +242,11 @@ return function(fc)
   function RandomCrop:before_call(b, split_idx, rng)
     self.pcts = split_idx == 1 and { rng:random(), rng:random() } or { 0.5, 0.5 }
   end
-  function RandomCrop:c_spec() return nil end
+  -- a random position in training has no C form; validation is a centre crop
+  function RandomCrop:c_spec(split_idx)
+    if split_idx == 1 then return nil end
+    return CropPad.c_spec(self)
+  end
 
   -- Pixel-exact crop with padding (zeros, border or reflection) for boxes
   -- of whole pixels.
