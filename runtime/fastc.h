@@ -360,6 +360,17 @@ fc_tensor *fc_dropout(fc_tensor *x, double p, int training);
  * FC_NO_INDEX; its row gets no gradient. Repeated indices add up. */
 fc_tensor *fc_embedding(fc_tensor *weight, fc_tensor *indices, int64_t padding_idx, int64_t base);
 
+/* ---- image warping (data augmentation, forward only) ------------------- */
+/* PyTorch's affine_grid / grid_sample for 2-D images. Coordinates are
+ * normalised to [-1, 1]; a grid holds the (x, y) each output pixel reads.
+ * No autograd: inputs that require grad (with grad mode on) are refused. */
+enum { FC_SAMPLE_BILINEAR = 0, FC_SAMPLE_NEAREST = 1 };
+/* padding: FC_PAD_ZEROS, FC_PAD_BORDER, FC_PAD_REFLECTION (the loader's, below) */
+/* theta [N,2,3] (float32/64) -> grid [N,H,W,2] */
+fc_tensor *fc_affine_grid(fc_tensor *theta, int64_t H, int64_t W, int align_corners);
+/* x [N,C,H,W], grid [N,Ho,Wo,2] of x's dtype -> [N,C,Ho,Wo] */
+fc_tensor *fc_grid_sample(fc_tensor *x, fc_tensor *grid, int mode, int padding, int align_corners);
+
 /* ---- optimizer steps (fused, in place, outside autograd) --------------- */
 /* PyTorch's torch.optim.SGD update for one parameter. momentum_buf may be
  * NULL when momentum is 0; first_step initialises it from the gradient. */

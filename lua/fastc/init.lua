@@ -13,6 +13,7 @@ local extensions = {
   'fastc.optim_adapter', 'fastc.learner', 'fastc.callback.recorder', 'fastc.callback.progress',
   'fastc.callback.schedule', 'fastc.callback.tracker', 'fastc.callback.training', 'fastc.callback.mixup',
   'fastc.callback.hook', 'fastc.testing',
+  'fastc.ext_data', -- data layer and vision data (lua/fastc/data, lua/fastc/vision)
 }
 for _, name in ipairs(extensions) do
   if package.searchpath(name, package.path) then require(name)(fc, Tensor, H) end
