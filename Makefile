@@ -34,6 +34,9 @@ $(BUILD)/obj/%.o: runtime/%.c $(wildcard runtime/*.h)
 	@echo '  CC      $<'
 	@$(CC) $(CFLAGS_BASE) -c $< -o $@
 
+# Where backend.c looks for libfastc_cuda.so after its own directory.
+$(BUILD)/obj/backend.o: CFLAGS_BASE += -DFASTC_BUILD_DIR='"$(abspath $(BUILD))"' -DFASTC_LIB_DIR='"$(PREFIX)/lib"'
+
 $(BUILD)/libfastc.a: $(OBJS)
 	@rm -f $@
 	@ar rcs $@ $^
