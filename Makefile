@@ -23,7 +23,7 @@ OBJS := $(SRCS:runtime/%.c=$(BUILD)/obj/%.o)
 TESTS := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(filter-out tests/c/harness.c,$(wildcard tests/c/test_*.c)))
 CDEF := lua/fastc/cdef.lua
 
-.PHONY: all deps test asan tsan bench install clean
+.PHONY: all deps test asan tsan bench install clean cuda test-gpu
 all: deps $(BUILD)/libfastc.so $(BUILD)/libfastc.a $(BUILD)/fastlua $(CDEF)
 
 deps:
@@ -33,6 +33,9 @@ $(BUILD)/obj/%.o: runtime/%.c $(wildcard runtime/*.h)
 	@mkdir -p $(dir $@)
 	@echo '  CC      $<'
 	@$(CC) $(CFLAGS_BASE) -c $< -o $@
+
+# Where backend.c looks for libfastc_cuda.so after its own directory.
+$(BUILD)/obj/backend.o: CFLAGS_BASE += -DFASTC_BUILD_DIR='"$(abspath $(BUILD))"' -DFASTC_LIB_DIR='"$(PREFIX)/lib"'
 
 $(BUILD)/libfastc.a: $(OBJS)
 	@rm -f $@
@@ -63,6 +66,46 @@ $(BUILD)/tests/%: tests/c/%.c tests/c/harness.c tests/c/harness.h $(BUILD)/libfa
 test: all $(TESTS)
 	@sh tools/run_tests.sh $(BUILD)
 
+# ---- the CUDA plugin ---------------------------------------------------------
+# libfastc_cuda.so, built only where nvcc is on PATH (make NVCC= skips it).
+# The core never links it: backend.c dlopens it on first use of a cuda device.
+NVCC ?= $(shell command -v nvcc 2>/dev/null)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_89,code=sm_89 \
+  -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+NVCCFLAGS ?= -std=c++17 -O3 $(CUDA_ARCH) -Xcompiler -fPIC,-fvisibility=hidden,-Wall -Iruntime -Iruntime/cuda
+CUDA_OBJS := $(patsubst runtime/cuda/%.cu,$(BUILD)/cuda/%.o,$(wildcard runtime/cuda/*.cu)) $(BUILD)/cuda/caching_alloc.o
+CUDA_LIB := $(BUILD)/libfastc_cuda.so
+
+ifneq ($(NVCC),)
+all: cuda
+endif
+
+cuda: $(CUDA_LIB)
+
+$(BUILD)/cuda/%.o: runtime/cuda/%.cu runtime/cuda/common.cuh runtime/backend.h runtime/fastc.h
+	@mkdir -p $(dir $@)
+	@echo '  NVCC    $<'
+	@$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+# the allocator's bookkeeping is plain C, shared with tests/c/test_cuda_alloc.c
+$(BUILD)/cuda/caching_alloc.o: runtime/cuda/caching_alloc.c runtime/cuda/caching_alloc.h runtime/fastc.h
+	@mkdir -p $(dir $@)
+	@echo '  CC      $<'
+	@$(CC) -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -O2 -Wall -Wextra -Werror -Iruntime -c $< -o $@
+
+# cudart is linked statically and every library symbol hidden: the plugin
+# exports fastc_cuda_plugin_init only, and needs cuBLAS, cuDNN and a driver.
+$(CUDA_LIB): $(CUDA_OBJS)
+	@if [ -z "$(NVCC)" ]; then echo "cuda: nvcc not found on PATH; install the CUDA toolkit" >&2; exit 1; fi
+	@echo '  LD      $@'
+	@$(NVCC) -shared $(CUDA_ARCH) -o $@ $(CUDA_OBJS) -Xlinker --exclude-libs,ALL \
+	  -L$(CUDA_HOME)/lib64 -Xlinker -rpath,$(CUDA_HOME)/lib64 -lcublas -lcudnn -lpthread
+
+# Every op on the GPU against the CPU; fails (rather than skips) without a GPU.
+test-gpu: all $(CUDA_LIB)
+	@FASTC_REQUIRE_GPU=1 $(BUILD)/fastlua tools/busted.lua -o tools/busted_summary.lua tests/lua/cuda_spec.lua
+
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
@@ -89,6 +132,7 @@ install: all
 	install -m 755 $(BUILD)/fastlua.install $(PREFIX)/bin/fastlua
 	@# the whole Lua package, subfolders (data/, callback/, vision/ ...) included
 	cd lua && find fastc -name '*.lua' -exec install -D -m 644 {} $(PREFIX)/share/fastc/lua/{} \;
+	if [ -f $(CUDA_LIB) ]; then install -m 755 $(CUDA_LIB) $(PREFIX)/lib/; fi
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@BLAS_DIR@|$(BLAS_DIR)|' tools/fastc.pc.in \
 	  > $(PREFIX)/lib/pkgconfig/fastc.pc
 

@@ -528,6 +528,32 @@ int fc_draw_text(uint8_t *pixels, int w, int h, int channels, int x, int y, cons
 int fc_text_width(const char *text);
 int fc_text_height(const char *text);
 
+/* ---- CUDA (an optional plugin, libfastc_cuda.so, loaded on first use) -- */
+/* The core never links CUDA: the first use of a cuda device loads the
+ * plugin. Without it (built with no nvcc, no CUDA runtime or driver, no GPU)
+ * the CPU build runs unchanged and fc_cuda_why_unavailable() says why. */
+int fc_cuda_is_available(void);
+const char *fc_cuda_why_unavailable(void); /* "" when available */
+int fc_cuda_device_count(void);            /* 0 when unavailable */
+int fc_cuda_synchronize(int device);       /* -1: every device */
+/* One line naming the CUDA runtime, cuBLAS, cuDNN and the devices. */
+const char *fc_cuda_info(void);
+/* The caching allocator's counts for one device (bytes rounded to its size
+ * classes): held by tensors, reserved from the driver (held + cached). */
+typedef struct fc_cuda_mem_stats {
+  int64_t allocated_bytes, peak_allocated_bytes;
+  int64_t reserved_bytes, peak_reserved_bytes;
+  int64_t cached_bytes;
+  int64_t num_allocs, num_frees, num_cache_hits;
+  int64_t num_device_mallocs, num_device_frees, num_oom_retries;
+} fc_cuda_mem_stats;
+int fc_cuda_memory_stats(int device, fc_cuda_mem_stats *out);
+int fc_cuda_empty_cache(int device); /* returns cached blocks to the driver; -1: all */
+/* TF32 tensor cores for float32 matmuls: on by default, as in PyTorch's
+ * convolution default; turn off for float32-exact products. */
+void fc_cuda_set_allow_tf32(int allow);
+int fc_cuda_allow_tf32(void);
+
 #ifndef FC_CDEF
 #ifdef __cplusplus
 }

@@ -13,7 +13,7 @@
  * sums go by fixed-size chunks added in order, so a result never depends on
  * the thread count. All compute in float32 or float64 (half types via
  * float32) and give the input's floating dtype. */
-#include "internal.h"
+#include "backend.h"
 #include "softmax_rows.h"
 #include <stdlib.h>
 
@@ -370,6 +370,8 @@ static fc_tensor *class_loss_op(class_loss *L, fc_tensor *input, fc_tensor *targ
 fc_tensor *fc_cross_entropy(fc_tensor *logits, fc_tensor *target, fc_tensor *weight,
                             int64_t ignore_index, double label_smoothing, int reduction,
                             int64_t base) {
+  if (logits && logits->device.type == FC_CUDA) /* fused kernels: backend_ops.c */
+    return cuda_cross_entropy(logits, target, weight, ignore_index, label_smoothing, reduction, base);
   class_loss L = {.op = "cross_entropy", .fused = true, .reduction = reduction, .base = base,
                   .ignore = ignore_index, .eps = label_smoothing};
   return class_loss_op(&L, logits, target, weight);

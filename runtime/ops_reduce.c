@@ -11,7 +11,7 @@
  *   are accumulated at once (sum(0) of [N,C]), never striding down columns.
  * Floats fold into double accumulators, integers into int64 ones; float16 and
  * bfloat16 are reduced from a float32 copy and stored back in their dtype. */
-#include "internal.h"
+#include "backend.h"
 #include <stdlib.h>
 
 typedef enum {
@@ -564,6 +564,21 @@ static void store(const fold *f, post_kind post, int64_t count, acc *a, fc_tenso
   }
 }
 
+/* The plan handed to the CUDA plugin; its kernels fold the same groups. */
+static int cuda_reduce(const char *op, const plan *p, reduce_kind kind, post_kind post,
+                       const fc_tensor *src, fc_tensor *out) {
+  static const int codes[R_NKINDS] = {[R_SUM] = BK_RSUM, [R_PROD] = BK_RPROD, [R_MAX] = BK_RMAX,
+                                      [R_MIN] = BK_RMIN, [R_ALL] = BK_RALL, [R_ANY] = BK_RANY};
+  if (kind > R_ANY || (post != POST_NONE && post != POST_MEAN))
+    FAIL_INT("%s: op %s has no CUDA kernel yet", op, op);
+  bk_reduce r = {.kind = codes[kind], .mean = post == POST_MEAN, .in_dtype = src->dtype,
+                 .out_dtype = out->dtype, .in = p->data, .out = elem_ptr(out), .nk = p->nk,
+                 .nr = p->nr, .outer = p->outer, .inner = p->inner};
+  memcpy(r.kshape, p->kshape, sizeof r.kshape), memcpy(r.kstride, p->kstride, sizeof r.kstride);
+  memcpy(r.rshape, p->rshape, sizeof r.rshape), memcpy(r.rstride, p->rstride, sizeof r.rstride);
+  return p->outer == 0 ? 0 : backend_get()->reduce(out->device.index, &r);
+}
+
 /* Runs a fold into a new tensor of out_dtype. */
 static fc_tensor *reduce_op(const char *op, fc_tensor *t, int ndims, const int *dims, int keepdim,
                             reduce_kind kind, double pw, post_kind post, int out_dtype, bool empty_ok) {
@@ -583,6 +598,11 @@ static fc_tensor *reduce_op(const char *op, fc_tensor *t, int ndims, const int *
   make_plan(src, reduce, &p);
   fold f = make_fold(kind, src->dtype, pw);
   fc_tensor *out = out_shaped(t, reduce, keepdim, out_dtype);
+  if (out && t->device.type == FC_CUDA) {
+    if (cuda_reduce(op, &p, kind, post, src, out) < 0) fc_release(out), out = NULL;
+    if (src != t) fc_release(src);
+    return out;
+  }
   acc *a = out ? malloc(sizeof(acc) * (size_t)(p.outer + 1)) : NULL;
   if (out && !a) fc_set_error("%s: out of memory", op);
   if (a) {

@@ -3,11 +3,13 @@
  * One pass over the parameter, its gradient and its state instead of the
  * five or six elementwise ops (and temporaries) the update takes when
  * composed: the optimizers of the training layer call these per parameter. */
-#include "internal.h"
+#include "backend.h"
 
 static int check_state(const char *op, fc_tensor *param, fc_tensor *other, const char *what) {
   if (!other) return 0;
   if (check_defined(op, other, what) < 0) return -1;
+  if (other->device.type != param->device.type || other->device.index != param->device.index)
+    FAIL_INT("%s: %s is on another device than the parameter", op, what);
   if (other->numel != param->numel || other->dtype != param->dtype || !fc_is_contiguous(other))
     FAIL_INT("%s: %s of shape %s (%s) does not match parameter of shape %s (%s), or is not contiguous",
              op, what, SHAPE(other), DTYPE(other), SHAPE(param), DTYPE(param));
@@ -48,7 +50,12 @@ int fc_sgd_step(fc_tensor *param, fc_tensor *grad, fc_tensor *momentum_buf, doub
     FAIL_INT("sgd_step: nesterov needs momentum > 0 and zero dampening");
   if (momentum == 0) momentum_buf = NULL;
   int64_t n = param->numel;
-  if (param->dtype == FC_FLOAT32) SGD_LOOP(float);
+  if (param->device.type == FC_CUDA) {
+    bk_sgd k = {param->dtype, nesterov, first_step, n, elem_ptr(param),
+                momentum_buf ? elem_ptr(momentum_buf) : NULL, elem_ptr(grad), lr, momentum,
+                dampening, weight_decay};
+    if (backend_get()->sgd_step(param->device.index, &k) < 0) return -1;
+  } else if (param->dtype == FC_FLOAT32) SGD_LOOP(float);
   else SGD_LOOP(double);
   bump_version(param);
   if (momentum_buf) bump_version(momentum_buf);
@@ -84,7 +91,12 @@ int fc_adam_step(fc_tensor *param, fc_tensor *grad, fc_tensor *exp_avg, fc_tenso
   double step_size = lr / (1 - pow(beta1, (double)step));
   double sqrt_bc2 = sqrt(1 - pow(beta2, (double)step));
   int64_t n = param->numel;
-  if (param->dtype == FC_FLOAT32) ADAM_LOOP(float, sqrtf);
+  if (param->device.type == FC_CUDA) {
+    bk_adam k = {param->dtype, decoupled, n, elem_ptr(param), elem_ptr(exp_avg),
+                 elem_ptr(exp_avg_sq), elem_ptr(grad), lr, beta1, beta2, eps, weight_decay,
+                 step_size, sqrt_bc2};
+    if (backend_get()->adam_step(param->device.index, &k) < 0) return -1;
+  } else if (param->dtype == FC_FLOAT32) ADAM_LOOP(float, sqrtf);
   else ADAM_LOOP(double, sqrt);
   bump_version(param);
   bump_version(exp_avg);

@@ -7,6 +7,7 @@ local extensions = {
   'fastc.ext_math', 'fastc.ext_indexing', 'fastc.print',
   'fastc.ext_reduce', 'fastc.ext_index', 'fastc.ext_linalg', 'fastc.ext_autograd',
   'fastc.ext_io', 'fastc.ext_idx', 'fastc.ext_loss', 'fastc.functional', 'fastc.ext_conv', 'fastc.ext_norm',
+  'fastc.cuda',
   'fastc.nn', 'fastc.optim', 'fastc.optimizer', 'fastc.metrics', 'fastc.losses', 'fastc.plot',
   -- the training layer (Learner, callbacks, schedules)
   'fastc.slice', 'fastc.schedule', 'fastc.tensor_data', 'fastc.callback.core', 'fastc.registry',
