@@ -192,21 +192,29 @@ static inline double softplus(double x, double beta) {
   return beta * x > 20 ? x : log1p(exp(beta * x)) / beta;
 }
 
-#define RADAM_LOOP(T, SQRT)                                                          \
+/* One loop per case, so the common ones stay branch-free and vectorise:
+ * momentum only (not yet rectified), rectified, rectified with softplus. */
+#define RADAM_LOOP(T, SQRT, UPDATE)                                                  \
   do {                                                                               \
     T *p = (T *)elem_ptr(param), *m = (T *)elem_ptr(grad_avg), *v = (T *)elem_ptr(sqr_avg); \
     const T *g = (const T *)elem_ptr(grad);                                          \
+    const T inv_sqrt_d2 = (T)(1 / sqrt(debias2));                                    \
+    (void)inv_sqrt_d2;                                                               \
     _Pragma("omp parallel for if (n > PARALLEL_GRAIN) schedule(static)")            \
     for (int64_t i = 0; i < n; i++) {                                                \
       T pi = p[i], gi = g[i];                                                        \
       DECAY(T, pi, gi);                                                              \
       m[i] = (T)mom * m[i] + (T)(1 - mom) * gi;                                      \
       v[i] = (T)sqr_mom * v[i] + (T)(1 - sqr_mom) * gi * gi;                         \
-      if (!rectified) { p[i] = pi - (T)step_size * m[i]; continue; }                 \
-      T denom = SQRT(v[i] / (T)debias2) + (T)eps;                                    \
-      if (beta > 0) denom = (T)softplus(denom, beta);                                \
-      p[i] = pi - (T)step_size * m[i] / denom;                                       \
+      p[i] = pi - (T)step_size * (UPDATE);                                           \
     }                                                                                \
+  } while (0)
+
+#define RADAM_CASES(T, SQRT)                                                         \
+  do {                                                                               \
+    if (!rectified) RADAM_LOOP(T, SQRT, m[i]);                                       \
+    else if (beta > 0) RADAM_LOOP(T, SQRT, m[i] / (T)softplus(SQRT(v[i]) * inv_sqrt_d2 + (T)eps, beta)); \
+    else RADAM_LOOP(T, SQRT, m[i] / (SQRT(v[i]) * inv_sqrt_d2 + (T)eps));            \
   } while (0)
 
 int fc_radam_step(fc_tensor *param, fc_tensor *grad, fc_tensor *grad_avg, fc_tensor *sqr_avg,
@@ -229,8 +237,8 @@ int fc_radam_step(fc_tensor *param, fc_tensor *grad, fc_tensor *grad_avg, fc_ten
   double decay = 1 - lr * wd;
   if (wd == 0) decoupled = 1;
   int64_t n = param->numel;
-  if (param->dtype == FC_FLOAT32) RADAM_LOOP(float, sqrtf);
-  else RADAM_LOOP(double, sqrt);
+  if (param->dtype == FC_FLOAT32) RADAM_CASES(float, sqrtf);
+  else RADAM_CASES(double, sqrt);
   bump_version(param);
   bump_version(grad_avg);
   bump_version(sqr_avg);

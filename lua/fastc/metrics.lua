@@ -143,8 +143,7 @@ return function(fc, Tensor, H)
   function AvgSmoothLoss:get_value()
     if self.count == 0 then return nil end
     return self.val / (1 - self.beta ^ self.count)
-  end
-  function AvgSmoothLoss:get_name() return 'loss' end
+  end -- its name is fastai's default from the class: avg_smooth_loss
 
   -- ValueMetric(func, name): func() computes the value (e.g. from a callback).
   local ValueMetric = Metric:extend('ValueMetric')

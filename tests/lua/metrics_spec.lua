@@ -85,6 +85,7 @@ describe('loss metrics', function()
     assert_close(over(avg, b), 2.5) -- (3 * 2 + 1 * 4) / 4
     -- val = 0.5 val + 0.5 loss: 1, then 2.5; debiased by 1 - 0.5^2
     local smooth = fc.AvgSmoothLoss(0.5)
+    assert.are.equal('avg_smooth_loss', smooth.name)
     over(smooth, { b[1] })
     assert_close(smooth.value, 2)
     smooth:accumulate(learner(b[2][1], b[2][2], b[2][3]))
