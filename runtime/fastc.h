@@ -434,7 +434,8 @@ fc_tensor *fc_image_transform(fc_tensor *image, int ntfms, const fc_tfm *tfms, u
                               int64_t epoch, int64_t item);
 
 /* The loader: worker threads turn item indices into finished batches
- * (uint8 [B,C,H,W], labels int64 [B], item positions int64 [B]) kept in a
+ * (uint8 [B,C,H,W], or float32 with `normalize`; labels int64 [B]; item
+ * positions int64 [B]) kept in a
  * bounded queue that the consumer drains in order with fc_loader_next. The
  * batches (order, augmentations, pixels) are the same for any num_workers.
  * on_error RAISE: a bad file fails fc_loader_next with an error naming it;
@@ -452,6 +453,10 @@ typedef struct fc_loader_opts {
   int64_t index_base;  /* added to the item positions handed back (1 for Lua) */
   int32_t ntfms;
   const fc_tfm *tfms;
+  /* normalize: the batch comes out float32, (pixel / 255 - mean[c]) / std[c],
+   * computed by the workers in the same pass that lays the item out as CHW */
+  int32_t normalize;
+  float mean[4], std[4];
 } fc_loader_opts;
 typedef struct fc_loader fc_loader;
 /* Copies paths, labels (may be NULL) and the steps. */

@@ -108,6 +108,17 @@ void image_to_chw(const image *im, uint8_t *dst) {
   }
 }
 
+void image_to_chw_normalized(const image *im, float *dst, const float *mean, const float *std) {
+  size_t plane = (size_t)im->h * (size_t)im->w;
+  int c = im->c;
+  const uint8_t *src = im->px;
+  for (int k = 0; k < c; k++) {
+    float scale = 1.0f / (255.0f * std[k]), bias = -mean[k] / std[k];
+    float *out = dst + k * plane;
+    for (size_t i = 0; i < plane; i++) out[i] = (float)src[i * c + k] * scale + bias;
+  }
+}
+
 /* ---- files --------------------------------------------------------------- */
 
 static int read_file(image_ctx *ctx, const char *path, size_t *n) {

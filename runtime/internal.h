@@ -161,5 +161,7 @@ int image_load_item(image_ctx *ctx, const char *path, int channels, int ntfms, c
 void pipeline_out_size(int ntfms, const fc_tfm *tfms, int *height, int *width);
 int check_pipeline(const char *op, int ntfms, const fc_tfm *tfms);
 void image_to_chw(const image *im, uint8_t *dst);
+/* dst = (pixel / 255 - mean[c]) / std[c], laid out CHW. */
+void image_to_chw_normalized(const image *im, float *dst, const float *mean, const float *std);
 
 #endif

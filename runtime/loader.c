@@ -118,7 +118,7 @@ static bool stale(fc_loader *l, uint64_t gen) {
 static int batch_alloc(fc_loader *l, batch *b, int64_t rows, int c, int h, int w) {
   fc_device cpu = {FC_CPU, 0};
   int64_t xs[4] = {rows, c, h, w}, ys[1] = {rows};
-  b->x = fc_empty(4, xs, FC_UINT8, cpu);
+  b->x = fc_empty(4, xs, l->opts.normalize ? FC_FLOAT32 : FC_UINT8, cpu);
   b->idx = fc_empty(1, ys, FC_INT64, cpu);
   if (l->labels) b->y = fc_empty(1, ys, FC_INT64, cpu);
   return b->x && b->idx && (b->y || !l->labels) ? 0 : -1;
@@ -150,8 +150,9 @@ static int load_row(fc_loader *l, image_ctx *ctx, batch *b, int64_t count, int64
     FAIL_INT("'%s' is %dx%d after its steps but its batch is %lldx%lld: add a resize or crop "
              "step so every item has one size", l->paths[item], im->h, im->w,
              (long long)b->x->shape[2], (long long)b->x->shape[3]);
-  size_t item_bytes = (size_t)im->c * im->h * im->w;
-  image_to_chw(im, (uint8_t *)fc_data_ptr(b->x) + (size_t)row * item_bytes);
+  size_t item_size = (size_t)im->c * im->h * im->w;
+  if (o->normalize) image_to_chw_normalized(im, (float *)fc_data_ptr(b->x) + row * item_size, o->mean, o->std);
+  else image_to_chw(im, (uint8_t *)fc_data_ptr(b->x) + row * item_size);
   ((int64_t *)fc_data_ptr(b->idx))[row] = item + o->index_base;
   if (b->y) ((int64_t *)fc_data_ptr(b->y))[row] = l->labels[item];
   return 0;
@@ -250,6 +251,10 @@ static int check_opts(int64_t n, const char *const *paths, const fc_loader_opts 
     FAIL_INT("loader: channels must be 1, 3 or 4, got %d", o->channels);
   if (o->on_error != FC_ON_ERROR_RAISE && o->on_error != FC_ON_ERROR_SKIP)
     FAIL_INT("loader: on_error must be FC_ON_ERROR_RAISE or FC_ON_ERROR_SKIP, got %d", o->on_error);
+  for (int k = 0; o->normalize && k < o->channels; k++)
+    if (!(o->std[k] > 0) || !isfinite(o->mean[k]))
+      FAIL_INT("loader: normalize needs a finite mean and a positive std per channel (channel %d: mean %g, std %g)",
+               k + 1, o->mean[k], o->std[k]);
   return check_pipeline("loader", o->ntfms, o->tfms);
 }
 

@@ -356,6 +356,37 @@ TEST(sizes_must_agree_without_a_size_step) {
   fc_loader_free(l);
 }
 
+TEST(normalize_in_the_workers) {
+  fc_loader_opts o = opts_for(2);
+  fc_loader *u8 = fc_loader_new(NITEMS, (const char *const *)paths, NULL, &o);
+  o.normalize = 1;
+  const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
+  memcpy(o.mean, mean, sizeof mean), memcpy(o.std, std, sizeof std);
+  fc_loader *f32 = fc_loader_new(NITEMS, (const char *const *)paths, NULL, &o);
+  fc_loader_start_epoch(u8, 1), fc_loader_start_epoch(f32, 1);
+  fc_tensor *a, *b, *ia, *ib;
+  int batches = 0;
+  while (fc_loader_next(u8, &a, NULL, &ia) == 1) {
+    CHECK(fc_loader_next(f32, &b, NULL, &ib) == 1);
+    CHECK(b->dtype == FC_FLOAT32 && b->numel == a->numel);
+    const uint8_t *p = fc_data_ptr(a);
+    const float *q = fc_data_ptr(b);
+    int64_t plane = a->shape[2] * a->shape[3];
+    double worst = 0;
+    for (int64_t i = 0; i < a->numel; i++) {
+      int k = (int)(i / plane % 3);
+      worst = fmax(worst, fabs(q[i] - (p[i] / 255.0 - mean[k]) / std[k]));
+    }
+    CHECK(worst < 1e-5);
+    fc_release(a), fc_release(b), fc_release(ia), fc_release(ib);
+    batches++;
+  }
+  CHECK(batches == 5);
+  fc_loader_free(u8), fc_loader_free(f32);
+  o.std[1] = 0;
+  CHECK(!fc_loader_new(NITEMS, (const char *const *)paths, NULL, &o) && strstr(fc_last_error(), "channel 2: mean"));
+}
+
 TEST(option_errors) {
   fc_loader_opts o = opts_for(1);
   const char *const *p = (const char *const *)paths;
@@ -398,6 +429,7 @@ int main(void) {
   RUN(restart_and_free_mid_epoch);
   RUN(many_epochs_hold_no_memory);
   RUN(sizes_must_agree_without_a_size_step);
+  RUN(normalize_in_the_workers);
   RUN(option_errors);
   for (int i = 0; i < NITEMS; i++) free(paths[i]), free(png_paths[i]), free(bad_paths[i]);
   char cmd[128];

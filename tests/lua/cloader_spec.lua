@@ -143,6 +143,21 @@ describe('cloader', function()
     assert.are.equal(1, cl.decode(items[1], { channels = 1 }):size(1))
   end)
 
+  it('normalises on the workers when asked', function()
+    local nm = { mean = { 0.5, 0.4, 0.3 }, std = { 0.2, 0.25, 0.3 } }
+    local a = cl.new { items = items, bs = 6, pipeline = pipeline, num_workers = 2 }
+    local b = cl.new { items = items, bs = 6, pipeline = pipeline, num_workers = 2, normalize = nm }
+    local ia = a:epoch(1)
+    for xf in b:epoch(1) do
+      local xu = ia()
+      assert.are.equal('float32', xf.dtype)
+      local want = (xu:to('float32') / 255 - fc.tensor(nm.mean):reshape(1, 3, 1, 1)) / fc.tensor(nm.std):reshape(1, 3, 1, 1)
+      assert.is_true((xf - want):abs():max():item() < 1e-5)
+    end
+    a:close(); b:close()
+    has(err_of(cl.new, { items = items, normalize = { mean = { 0.5 } } }), 'normalize must be {mean = {3 numbers}')
+  end)
+
   it('rejects bad options with messages that name them', function()
     has(err_of(cl.new, { items = items, pipeline = { { 'rotate' } } }), 'unknown step "rotate"')
     has(err_of(cl.new, { items = items, pipeline = { { 'resize', size = 8, methd = 'crop' } } }), 'unknown option "methd"')

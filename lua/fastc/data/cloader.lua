@@ -6,6 +6,8 @@
 --     pipeline = { {'random_resized_crop', size = {128, 128}}, {'flip', p = 0.5} },
 --     on_error = 'raise' }
 --   for xb, yb, idx in loader:epoch(1) do ... end -- uint8 [B,C,H,W], int64 [B] or nil, int64 [B]
+-- Option normalize = {mean = {...}, std = {...}} (0..1 scale, one per channel)
+-- makes xb float32 (x / 255 - mean) / std, computed on the worker threads.
 --   loader:close()
 --
 -- Item positions (idx) count from 1; labels are carried as given. The C side
@@ -123,6 +125,14 @@ function Loader:init(opts)
   o.on_error = on_error
   o.index_base = 1
   o.ntfms, o.tfms = ntfms, tfms
+  if opts.normalize then -- {mean = {...}, std = {...}}: float32 batches, normalised by the workers
+    local nm = opts.normalize
+    if type(nm) ~= 'table' or type(nm.mean) ~= 'table' or type(nm.std) ~= 'table' or #nm.mean ~= o.channels or #nm.std ~= o.channels then
+      raise(fmt('cloader.new: normalize must be {mean = {%d numbers}, std = {%d numbers}}', o.channels, o.channels))
+    end
+    o.normalize = 1
+    for k = 1, o.channels do o.mean[k - 1], o.std[k - 1] = nm.mean[k], nm.std[k] end
+  end
   local paths = ffi.new('const char *[?]', math.max(n, 1))
   for i = 1, n do paths[i - 1] = items[i] end -- the strings stay alive in `items`
   local lp = labels and ffi.cast('const int64_t *', labels:data_ptr()) or nil
