@@ -10,6 +10,13 @@
 enum { BIL = FC_SAMPLE_BILINEAR, NEAR = FC_SAMPLE_NEAREST };
 enum { ZEROS = FC_PAD_ZEROS, BORDER = FC_PAD_BORDER, REFL = FC_PAD_REFLECTION };
 
+/* The grid of a theta made for the call (released here). */
+static fc_tensor *grid_of(fc_tensor *theta, int64_t H, int64_t W, int align) {
+  fc_tensor *g = fc_affine_grid(theta, H, W, align);
+  fc_release(theta);
+  return g;
+}
+
 /* Samples x through theta into an H x W output and releases both inputs. */
 static fc_tensor *warp(fc_tensor *x, fc_tensor *theta, int64_t H, int64_t W, int mode, int pad,
                        int align) {
@@ -27,7 +34,7 @@ static fc_tensor *warp(fc_tensor *x, fc_tensor *theta, int64_t H, int64_t W, int
 
 TEST(affine_grid_by_hand) {
   /* align_corners: pixel centres at -1, 0, 1 across 3 columns; rows at -1, 1 */
-  EXPECT(fc_affine_grid(THETA(1, 0, 0, 0, 1, 0), 2, 3, 1), FC_FLOAT64, S(1, 2, 3, 2), 1e-12,
+  EXPECT(grid_of(THETA(1, 0, 0, 0, 1, 0), 2, 3, 1), FC_FLOAT64, S(1, 2, 3, 2), 1e-12,
          -1, -1, 0, -1, 1, -1, -1, 1, 0, 1, 1, 1);
   /* not aligned: centres at -2/3, 0, 2/3 and -1/2, 1/2 */
   fc_tensor *th = THETA(1, 0, 0, 0, 1, 0);
@@ -35,7 +42,7 @@ TEST(affine_grid_by_hand) {
          -2.0 / 3, -0.5, 0, -0.5, 2.0 / 3, -0.5, -2.0 / 3, 0.5, 0, 0.5, 2.0 / 3, 0.5);
   fc_release(th);
   /* x' = 2x + 0.5, y' = 3x - y on a single row (y = 0, as in PyTorch) */
-  EXPECT(fc_affine_grid(THETA(2, 0, 0.5, 3, -1, 0), 1, 2, 1), FC_FLOAT64, S(1, 1, 2, 2), 1e-12,
+  EXPECT(grid_of(THETA(2, 0, 0.5, 3, -1, 0), 1, 2, 1), FC_FLOAT64, S(1, 1, 2, 2), 1e-12,
          -1.5, -3, 2.5, 3);
 }
 
@@ -106,7 +113,7 @@ static const double pt_want[2][2][3][9] = {
 
 TEST(matches_pytorch) {
   /* the 2x3 grid PyTorch printed for theta (unscaled), aligned */
-  EXPECT(fc_affine_grid(THETA(0.9, -0.3, 0.25, 0.35, 1.2, -0.4), 2, 3, 1), FC_FLOAT64, S(1, 2, 3, 2),
+  EXPECT(grid_of(THETA(0.9, -0.3, 0.25, 0.35, 1.2, -0.4), 2, 3, 1), FC_FLOAT64, S(1, 2, 3, 2),
          1e-12, -0.35, -1.95, 0.55, -1.6, 1.45, -1.25, -0.95, 0.45, -0.05, 0.8, 0.85, 1.15);
   for (int align = 0; align <= 1; align++)
     for (int mode = 0; mode <= 1; mode++)

@@ -91,6 +91,22 @@ describe('item transforms (Lua engine)', function()
     assert.are.same(y:totable(), call(t, img1(rows), 'image', 1, Rng(3)):totable())
   end)
 
+  it('RandomResizedCrop crops an image and its mask with the same box', function()
+    -- vertical stripes 6 pixels wide: two different boxes would disagree
+    local rows = {}
+    for r = 1, 40 do
+      rows[r] = {}
+      for c = 1, 48 do rows[r][c] = (math.floor((c - 1) / 6) % 2) * 200 end
+    end
+    local x = img1(rows)
+    local t = vision.RandomResizedCrop(24, { min_scale = 0.3 })
+    for s = 1, 8 do
+      local out = t:call(data.tuple({ x, x }, { 'image', 'mask' }), { split_idx = 1, rng = Rng(s) })
+      local agree = out[1]:gt(100):eq(out[2]:gt(100)):float():mean():item()
+      assert.is_true(agree > 0.9, 'seed ' .. s .. ': image and mask agree on ' .. agree)
+    end
+  end)
+
   it('masks resample by nearest neighbour (no blended class codes)', function()
     local m = img1 { { 0, 0, 3, 3 }, { 0, 0, 3, 3 } }
     local y = call(vision.Resize({ 2, 3 }, { method = 'squish' }), m, 'mask', 2)

@@ -133,6 +133,30 @@ describe('DataBlock', function()
     os.remove(png)
   end)
 
+  it('the Lua engine skips a corrupt file on request, or names it', function()
+    local bad = root .. '/valid/red/red_9.png'
+    local f = assert(io.open(bad, 'wb'))
+    f:write('\137PNG\r\n\26\ntruncated')
+    f:close()
+    local warned = {}
+    local dls = vision.ImageDataLoaders.from_folder(root, { item_tfms = { vision.Resize(8) }, bs = 4, seed = 7,
+      engine = 'lua', on_error = 'skip', warn = function(msg) warned[#warned + 1] = msg end })
+    assert.is_false(dls.valid.use_c)
+    local n = 0
+    for xb, yb in dls.valid:iter() do
+      check_colours(xb, yb, dls.vocab)
+      n = n + xb:size(1)
+    end
+    assert.are.equal(10, n) -- 11 files, one unreadable
+    assert.are.equal(1, #warned)
+    assert.truthy(warned[1]:find('red_9.png', 1, true), warned[1])
+    local strict = vision.ImageDataLoaders.from_folder(root, { item_tfms = { vision.Resize(8) }, bs = 4, engine = 'lua' })
+    local ok, err = pcall(function() for _ in strict.valid:iter() do end end)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find('red_9.png', 1, true), tostring(err))
+    os.remove(bad)
+  end)
+
   it('from_name_re and from_name_func label by file name', function()
     local files = data.get_image_files(root)
     local dls = vision.ImageDataLoaders.from_name_re(root, files, [[^([a-z]+)_\d+\.png$]],

@@ -101,8 +101,8 @@ describe('DataLoader engines', function()
     f:write('\137PNG\r\n\26\nnot really')
     f:close()
     local warnings = {}
-    local dls = dls_for({ vision.Resize(8) }, { on_error = 'skip' })
-    dls.valid:_c_loader().warn = function(msg) warnings[#warnings + 1] = msg end
+    local dls = dls_for({ vision.Resize(8) }, { on_error = 'skip',
+      warn = function(msg) warnings[#warnings + 1] = msg end })
     local n = 0
     for xb, yb in dls.valid:iter() do
       n = n + xb:size(1)

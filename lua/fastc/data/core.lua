@@ -288,7 +288,7 @@ return function(fc)
   local OPTS = { bs = true, shuffle = true, drop_last = true, num_workers = true, seed = true,
     prefetch = true, split_idx = true, on_error = true, engine = true, channels = true,
     before_iter = true, after_item = true, before_batch = true, after_batch = true, after_iter = true,
-    n = true, device = true, pin_memory = true, verbose = true }
+    n = true, device = true, pin_memory = true, verbose = true, warn = true }
 
   -- A loader's own Pipeline (the transforms themselves may be shared).
   local function as_pipeline(h, split_idx)
@@ -311,11 +311,13 @@ return function(fc)
     self.bs = o.bs or 64
     if self.bs < 1 or self.bs ~= floor(self.bs) then error(fmt('DataLoader: bs must be a positive integer, got %s', tostring(self.bs)), 3) end
     self.shuffle, self.drop_last = o.shuffle or false, o.drop_last or false
-    self.num_workers = o.num_workers
+    -- fastai's default: a worker per core (they sleep once the queue is full)
+    self.num_workers = o.num_workers or math.min(fc.get_num_threads(), 8)
     self.prefetch, self.on_error, self.channels = o.prefetch, o.on_error, o.channels
     self.split_idx = o.split_idx or dataset.split_idx
     self.seed = o.seed or data.default_rng():seed()
     self.engine = o.engine or 'auto'
+    self.warn = o.warn or function(msg) io.stderr:write('fastc DataLoader: ', msg, '\n') end
     self.verbose = o.verbose
     self.after_item = as_pipeline(o.after_item, self.split_idx)
     self.after_batch = as_pipeline(o.after_batch, self.split_idx)
@@ -369,11 +371,20 @@ return function(fc)
       batch = ds:get_batch(fc.tensor(idx, { dtype = 'int64' }))
     else
       local items = {}
-      for k, i in ipairs(idx) do
+      for _, i in ipairs(idx) do
         local rng = Rng(self.seed, epoch, 'item', i)
-        local item = ds:get(i, { rng = rng })
-        items[k] = self.after_item:call(item, { split_idx = self.split_idx, rng = rng })
+        local ok, item = true, nil
+        if self.on_error == 'skip' then
+          ok, item = pcall(function()
+            return self.after_item:call(ds:get(i, { rng = rng }), { split_idx = self.split_idx, rng = rng })
+          end)
+          if not ok then self.warn(fmt('skipped item %d: %s', i, tostring(item))) end
+        else
+          item = self.after_item:call(ds:get(i, { rng = rng }), { split_idx = self.split_idx, rng = rng })
+        end
+        if ok then items[#items + 1] = item end
       end
+      if #items == 0 then error(fmt('DataLoader: every item of batch %d failed', b), 0) end
       items = call_hook(self.before_batch, items, self)
       batch = collate(items)
     end
@@ -559,6 +570,7 @@ return function(fc)
       items = c.paths, labels = nil, bs = self.bs, shuffle = self.shuffle, drop_last = self.drop_last,
       seed = self.seed, num_workers = self.num_workers, prefetch = self.prefetch,
       channels = self.channels or c.channels, pipeline = c.steps, on_error = self.on_error,
+      warn = self.warn,
     }
     return self._cl
   end

@@ -298,12 +298,13 @@ return function(fc)
   local function per_image(values, x)
     return fc.tensor(values, { dtype = x.dtype }):reshape(-1, 1, 1, 1)
   end
+  -- in place on one fresh copy: two allocations for the whole pass
   LightingTfm.encodes = { image = function(self, x)
     local l = x:clamp(1e-7, 1 - 1e-7)
-    l = (l / (1 - l)):log_()
+    l:div_(1 - l):log_()
     for _, f in ipairs(self.fs) do
       local v = per_image(f.values, x)
-      if f.op == 'add' then l = l + v else l = l * v end
+      if f.op == 'add' then l:add_(v) else l:mul_(v) end
     end
     return l:sigmoid_()
   end }

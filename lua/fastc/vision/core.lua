@@ -171,8 +171,20 @@ return function(fc)
     return fmt('{size: %dx%d, min_scale: %g, ratio: %.3g-%.3g}', self.size[1], self.size[2], self.min_scale,
       self.ratio[1], self.ratio[2])
   end
+  -- The first image-like element of a sample (its size decides the box).
+  local function first_image(b)
+    if data.is_tuple(b) then
+      for i = 1, #b do if fc.is_tensor(b[i]) and b[i]:dim() >= 2 then return b[i] end end
+      return nil
+    end
+    return fc.is_tensor(b) and b or nil
+  end
+  vision.first_image = first_image
+
+  -- One box per sample, so an image and its mask are cropped alike.
   function RandomResizedCrop:before_call(b, split_idx, rng)
-    self.split, self.rng = split_idx, rng
+    local x = first_image(b)
+    self.cur_box = x and self:box(x:size(-2), x:size(-1), rng, split_idx)
   end
   local function round(v) return floor(v + 0.5) end
   -- The source box (x0, y0, w, h) and, in validation, the final size.
@@ -199,8 +211,7 @@ return function(fc)
     return { floor((w - cw) / 2), floor((h - ch) / 2), cw, ch }
   end
   local function rrc_encodes(self, x, kind)
-    local box = self:box(x:size(2), x:size(3), self.rng, self.split)
-    return resample(x, box, self.size[1], self.size[2], kind, 'border')
+    return resample(x, self.cur_box, self.size[1], self.size[2], kind, 'border')
   end
   RandomResizedCrop.encodes = { image = rrc_encodes, mask = rrc_encodes }
   function RandomResizedCrop:c_spec(split_idx)

@@ -62,6 +62,8 @@ return function(fc)
 
   -- save_png(path, img): img uint8 [C,H,W] with C = 1, 3 or 4, or [H,W].
   function vision.save_png(path, img)
+    local cl = not pcall(load_stb) and data.cloader()
+    if cl and cl.write then cl.write(path, img); return path end
     local lib = load_stb()
     if not fc.is_tensor(img) then error('save_png: expects a tensor', 2) end
     if img:dim() == 2 then img = img:unsqueeze(1) end
