@@ -2,10 +2,14 @@
 -- (training: batch statistics, running stats updated, weight and bias):
 -- the fused C kernels against the Lua composition they replaced and
 -- against PyTorch (bench/norm.py).
---   build/fastlua bench/norm.lua        (prints a markdown table)
+--   build/fastlua bench/norm.lua [threads]   (default 2; prints a markdown table)
+-- On a shared, loaded machine a 2-thread parallel region waits whenever
+-- the other thread is descheduled; 1 thread gives steadier figures.
 local fc = require 'fastc'
 local timer = dofile('bench/timer.lua')
 local F = fc.F
+local threads = tonumber(arg and arg[1]) or 2
+fc.set_num_threads(threads)
 
 -- The composition fc.F.batch_norm was before issue 3 (mean, var, then
 -- broadcast arithmetic; autograd through each op).
@@ -55,9 +59,9 @@ local results = {
     timer.median(forward(function(...) return F.batch_norm(...):relu() end, eval), 21) },
 }
 
-local torch = timer.torch('bench/norm.py')
+local torch = timer.torch('bench/norm.py', tostring(threads))
 local function ms(s) return s and ('%.2f ms'):format(s * 1e3) or 'n/a' end
-print('| [128,64,14,14] float32 | fastc fused | fastc before (composed) | PyTorch 1.13 | vs before (×) | vs PyTorch (×) |')
+print('| [128,64,14,14] float32, ' .. threads .. ' thread(s) | fastc fused | fastc before (composed) | PyTorch 1.13 | vs before (×) | vs PyTorch (×) |')
 print('|---|---|---|---|---|---|')
 for _, r in ipairs(results) do
   local t = torch and torch[r[1]]

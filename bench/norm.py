@@ -1,9 +1,10 @@
 # bench/norm.py — the PyTorch half of bench/norm.lua; prints "name seconds".
+import sys
 import time
 import torch
 import torch.nn.functional as F
 
-torch.set_num_threads(2)
+torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 2)
 torch.manual_seed(0)
 C = 64
 x = torch.randn(128, C, 14, 14, requires_grad=True)

@@ -9,8 +9,8 @@
  * - layer norm: a row of the last K elements;
  * - group norm: an (n, group) block of C/G * S contiguous elements.
  * One parallel iteration per block computes its mean and variance (two
- * passes, float64 accumulators, as PyTorch's CPU kernels do) and writes the
- * output while the block is still in cache; backward likewise sums and then
+ * passes; float64 totals, see SUM_BLOCK) and writes the output while the
+ * block is still in cache; backward likewise sums and then
  * writes in one visit, with the closed-form gradient
  *   gx = invstd * (g' - mean(g') - xhat * mean(g' xhat)),  g' = g * weight
  * (training batch norm, layer and group norm; eval batch norm is affine).
