@@ -325,6 +325,19 @@ static int64_t bn_len(const bn_args *a) { return a->C == 1 ? a->N * a->S : a->S;
 BN_GROUPS(float, f32)
 BN_GROUPS(double, f64)
 
+/* Eval mode needs no statistics, so it walks x in memory order (runs of S,
+ * channel after channel), which the prefetcher follows, instead of channel
+ * by channel. sc, sh: C scales and shifts. */
+#define BN_EVAL(T, SFX)                                                                  \
+  static void bn_eval_##SFX(T *y, const T *x, const bn_args *a, const T *sc, const T *sh) { \
+    int64_t C = a->C, S = a->S, runs = a->N * C;                                         \
+    _Pragma("omp parallel for if (runs * S > PARALLEL_GRAIN) schedule(static)")          \
+    for (int64_t i = 0; i < runs; i++)                                                   \
+      affine_##SFX(y + i * S, x + i * S, S, sc[i % C], sh[i % C], a->relu);             \
+  }
+BN_EVAL(float, f32)
+BN_EVAL(double, f64)
+
 static void bn_geometry(bn_args *a, const fc_tensor *x) {
   a->N = x->shape[0], a->C = x->shape[1], a->S = 1;
   for (int d = 2; d < x->ndim; d++) a->S *= x->shape[d];
@@ -332,6 +345,21 @@ static void bn_geometry(bn_args *a, const fc_tensor *x) {
 
 static void bn_run_forward(char *y, const char *x, int dtype, const bn_args *a) {
   int64_t groups = bn_groups(a), total = a->N * a->C * a->S;
+  if (!a->training && !bn_lanes(a)) {
+    size_t es = dtype == FC_FLOAT64 ? sizeof(double) : sizeof(float);
+    char *sc = malloc(2 * es * (size_t)a->C);
+    if (sc) { /* else the channel-by-channel walk below, which needs no memory */
+      for (int64_t c = 0; c < a->C; c++) {
+        double k = a->w[c] * a->invstd[c], h = a->b[c] - a->mean[c] * k;
+        if (dtype == FC_FLOAT64) ((double *)sc)[c] = k, ((double *)sc)[a->C + c] = h;
+        else ((float *)sc)[c] = (float)k, ((float *)sc)[a->C + c] = (float)h;
+      }
+      if (dtype == FC_FLOAT64) bn_eval_f64((double *)y, (const double *)x, a, (double *)sc, (double *)sc + a->C);
+      else bn_eval_f32((float *)y, (const float *)x, a, (float *)sc, (float *)sc + a->C);
+      free(sc);
+      return;
+    }
+  }
 #pragma omp parallel for if (total > PARALLEL_GRAIN) schedule(static)
   for (int64_t i = 0; i < groups; i++) {
     int64_t c0 = bn_lanes(a) ? i * LANES : i, nc = bn_lanes(a) ? (a->C - c0 < LANES ? a->C - c0 : LANES) : 1;
