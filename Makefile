@@ -63,7 +63,17 @@ $(BUILD)/tests/%: tests/c/%.c tests/c/harness.c tests/c/harness.h $(BUILD)/libfa
 	@echo '  LD      $@'
 	@$(CC) $(CFLAGS_BASE) -Itests/c -o $@ $< tests/c/harness.c $(BUILD)/libfastc.a $(LIBS)
 
-test: all $(TESTS)
+# A host-memory stand-in for the CUDA plugin, so the core's CUDA paths are
+# tested without a GPU (test_cuda_dispatch, cuda_spec.lua).
+FAKE_CUDA := $(BUILD)/tests/libfake_cuda.so
+$(FAKE_CUDA): tests/c/fake_cuda_plugin.c runtime/cuda/caching_alloc.c runtime/cuda/caching_alloc.h \
+  runtime/backend.h runtime/fastc.h
+	@mkdir -p $(dir $@)
+	@echo '  LD      $@'
+	@$(CC) $(CFLAGS_BASE) -shared -fvisibility=hidden -o $@ tests/c/fake_cuda_plugin.c \
+	  runtime/cuda/caching_alloc.c -lm -lpthread
+
+test: all $(TESTS) $(FAKE_CUDA)
 	@sh tools/run_tests.sh $(BUILD)
 
 # ---- the CUDA plugin ---------------------------------------------------------

@@ -1,9 +1,11 @@
 # bench/norm.py — the PyTorch half of bench/norm.lua; prints "name seconds".
+import sys
 import time
 import torch
 import torch.nn.functional as F
 
-torch.set_num_threads(2)
+torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 2)
+clock = time.process_time if sys.argv[2:3] == ["cpu"] else time.perf_counter
 torch.manual_seed(0)
 C = 64
 x = torch.randn(128, C, 14, 14, requires_grad=True)
@@ -17,9 +19,9 @@ def median(fn, reps, warmup=3):
         fn()
     times = []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     times.sort()
     return times[(reps - 1) // 2]
 

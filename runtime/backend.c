@@ -228,7 +228,8 @@ static const char *const other_ops[] = {
   "add_", "sub_", "mul_", "div_", "pow_",
   "sum", "mean", "prod", "amax", "amin", "all", "any",
   "matmul", "addmm", "dot", "outer", "softmax", "log_softmax", "cross_entropy",
-  "sgd_step", "adam_step", "uniform_", "normal_", "bernoulli_",
+  "sgd_step", "adam_step", "uniform_", "normal_", "bernoulli_", "rand", "randn", "randint",
+  "get", "set", "to_doubles", /* elements cross to the host */
 };
 
 int backend_op_code(const char *name) {

@@ -17,11 +17,8 @@ static fc_tensor *dense(fc_tensor *t, int dtype) {
   return d;
 }
 
-static double scalar_of(fc_tensor *t) {
-  double v = NAN;
-  if (t) fc_item(t, &v);
-  return v;
-}
+/* A one-element device tensor's value on the host (a sync); -1 on error. */
+static int scalar_of(fc_tensor *t, double *v) { return t ? fc_item(t, v) : -1; }
 
 typedef struct xent_args {
   int64_t N, C, S, base, ignore;
@@ -90,7 +87,10 @@ static fc_tensor *record_xent(fc_tensor *out, fc_tensor *logits, const xent_args
 /* The first row with a bad target, reported as the CPU does. */
 static void report_bad(const xent_args *a, fc_tensor *tgt, int64_t row) {
   double v = 0;
-  fc_get(tgt, (int64_t[]){row}, &v);
+  int64_t rows = tgt->numel;
+  fc_tensor *flat = fc_reshape(tgt, 1, &rows);
+  if (flat) fc_get(flat, (int64_t[]){row}, &v);
+  fc_release(flat);
   fc_set_error("cross_entropy: target %lld is out of range for %lld classes (expected %lld to %lld)",
                (long long)v, (long long)a->C, (long long)a->base, (long long)(a->base + a->C - 1));
 }
@@ -123,20 +123,21 @@ fc_tensor *cuda_cross_entropy(fc_tensor *logits, fc_tensor *target, fc_tensor *w
   fc_tensor *out = NULL, *wtotal = NULL, *counted = NULL;
   double wsum = (double)a.C, denom = (double)rows;
   bool ready = tgt && (w || !weight) && lse && loss && rw && bad;
-  if (ready && w) wsum = scalar_of(wtotal = fc_sum(w, 0, NULL, 0));
+  if (ready && w) ready = scalar_of(wtotal = fc_sum(w, 0, NULL, 0), &wsum) == 0;
   if (ready && rows > 0) {
     bk_xent k = {.dtype = a.dtype, .N = a.N, .C = a.C, .S = a.S, .base = a.base,
                  .ignore = a.ignore, .eps = a.eps, .wsum = wsum, .x = elem_ptr(x),
                  .weight = w ? elem_ptr(w) : NULL, .target = (const int64_t *)elem_ptr(tgt),
                  .lse = elem_ptr(lse), .loss = elem_ptr(loss), .row_weight = elem_ptr(rw),
                  .bad = (int *)elem_ptr(bad)};
-    ready = backend_get()->xent_forward(logits->device.index, &k) == 0;
-    double first_bad = ready ? scalar_of(bad) : INT32_MAX;
+    double first_bad = INT32_MAX;
+    ready = backend_get()->xent_forward(logits->device.index, &k) == 0 &&
+            scalar_of(bad, &first_bad) == 0;
     if (ready && first_bad != INT32_MAX) {
       report_bad(&a, tgt, (int64_t)first_bad);
       ready = false;
     }
-    if (ready) denom = scalar_of(counted = fc_sum(rw, 0, NULL, 0));
+    if (ready) ready = scalar_of(counted = fc_sum(rw, 0, NULL, 0), &denom) == 0;
   } else if (ready) {
     fc_fill_(loss, 0);
   }

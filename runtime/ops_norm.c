@@ -9,9 +9,10 @@
  * - layer norm: a row of the last K elements;
  * - group norm: an (n, group) block of C/G * S contiguous elements.
  * One parallel iteration per block computes its mean and variance (two
- * passes, float64 accumulators, as PyTorch's CPU kernels do) and writes the
- * output while the block is still in cache; backward likewise sums and then
- * writes in one visit, with the closed-form gradient
+ * passes; float64 totals, see SUM_BLOCK) and writes the output while the
+ * block is still in cache; backward likewise sums and then writes in one
+ * visit. (Batch norm writes in a second pass in memory order instead: its
+ * blocks are scattered runs, see BN_GROUPS.) The closed-form gradient is
  *   gx = invstd * (g' - mean(g') - xhat * mean(g' xhat)),  g' = g * weight
  * (training batch norm, layer and group norm; eval batch norm is affine).
  * Saved for backward: the dense input, the per-block mean and 1/std in
@@ -261,39 +262,39 @@ static int64_t bn_groups(const bn_args *a) { return bn_lanes(a) ? (a->C + LANES 
 static int64_t bn_nrun(const bn_args *a) { return a->C == 1 ? 1 : a->N; }
 static int64_t bn_len(const bn_args *a) { return a->C == 1 ? a->N * a->S : a->S; }
 
+/* Batch norm runs in two phases. Phase 1, per channel group in parallel:
+ * the statistics (forward, training) or the gradient sums (backward). A
+ * channel of [N, C, S] is N short runs far apart, so this phase prefetches
+ * the next run as it goes. Phase 2 is affine per channel, y = a x + c or
+ * gx = k1 g + k2 x + k3, and walks the tensor in memory order. For [N, C]
+ * (lanes) both phases run within a group, already in memory order. */
 #define BN_GROUPS(T, SFX)                                                                \
+  /* Phase 1 of the forward for channels c0 .. c0 + nc; lanes do phase 2 too. */         \
   static void bn_forward_##SFX(T *y, const T *x, const bn_args *a, int64_t c0,           \
                                int64_t nc) {                                             \
-    int64_t N = a->N, C = a->C, S = a->S, nrun = bn_nrun(a), len = bn_len(a);            \
-    bool lanes = bn_lanes(a);                                                            \
+    int64_t N = a->N, C = a->C, S = a->S;                                                \
     if (a->training) {                                                                   \
-      if (lanes) lanes_moments_##SFX(x + c0, N, C, nc, a->mean + c0, a->var + c0);       \
-      else moments_##SFX(x + c0 * S, nrun, len, C * S, a->mean + c0, a->var + c0);       \
+      if (bn_lanes(a)) lanes_moments_##SFX(x + c0, N, C, nc, a->mean + c0, a->var + c0); \
+      else moments_##SFX(x + c0 * S, bn_nrun(a), bn_len(a), C * S, a->mean + c0, a->var + c0); \
       for (int64_t c = c0; c < c0 + nc; c++) a->invstd[c] = 1 / sqrt(a->var[c] + a->eps); \
     }                                                                                    \
+    if (!bn_lanes(a)) return;                                                            \
     T sc[LANES], sh[LANES];                                                              \
     for (int64_t l = 0; l < nc; l++) {                                                   \
       double k = a->w[c0 + l] * a->invstd[c0 + l];                                       \
       sc[l] = (T)k, sh[l] = (T)(a->b[c0 + l] - a->mean[c0 + l] * k);                     \
     }                                                                                    \
-    if (lanes) {                                                                         \
-      lanes_affine_##SFX(y + c0, x + c0, N, C, nc, sc, sh, a->relu);                     \
-      return;                                                                            \
-    }                                                                                    \
-    for (int64_t r = 0; r < nrun; r++)                                                   \
-      affine_##SFX(y + c0 * S + r * C * S, x + c0 * S + r * C * S, len, sc[0], sh[0], a->relu); \
+    lanes_affine_##SFX(y + c0, x + c0, N, C, nc, sc, sh, a->relu);                       \
   }                                                                                      \
                                                                                          \
-  /* Sums for channels c0.. into a->sg, a->sgx; then gx when asked. */                   \
+  /* Phase 1 of the backward: sums for channels c0 .. into a->sg, a->sgx; lanes          \
+   * also write gx (when given). */                                                      \
   static void bn_backward_##SFX(T *gx, const T *g, const T *x, const T *y,               \
                                 const bn_args *a, int64_t c0, int64_t nc) {              \
     int64_t N = a->N, C = a->C, S = a->S, nrun = bn_nrun(a), len = bn_len(a);            \
-    bool lanes = bn_lanes(a);                                                            \
-    double *sg = a->sg + c0, *sgx = a->sgx + c0, M = (double)(N * S);                    \
+    double *sg = a->sg + c0, *sgx = a->sgx + c0;                                         \
     for (int64_t l = 0; l < nc; l++) sg[l] = sgx[l] = 0;                                 \
-    if (lanes) lanes_grad_sums_##SFX(g + c0, x + c0, y ? y + c0 : NULL, N, C, nc,        \
-                                     a->mean + c0, sg, sgx);                             \
-    else                                                                                 \
+    if (!bn_lanes(a)) {                                                                  \
       for (int64_t r = 0; r < nrun; r++) {                                               \
         int64_t o = c0 * S + r * C * S, next = o + C * S, bytes = len * (int64_t)sizeof(T); \
         if (r + 1 < nrun) {                                                              \
@@ -302,25 +303,47 @@ static int64_t bn_len(const bn_args *a) { return a->C == 1 ? a->N * a->S : a->S;
         }                                                                                \
         grad_sums_##SFX(g + o, x + o, y ? y + o : NULL, len, a->mean[c0], sg, sgx);      \
       }                                                                                  \
+      return;                                                                            \
+    }                                                                                    \
+    lanes_grad_sums_##SFX(g + c0, x + c0, y ? y + c0 : NULL, N, C, nc, a->mean + c0, sg, sgx); \
     if (!gx) return;                                                                     \
     T k1[LANES], k2[LANES], k3[LANES];                                                   \
     for (int64_t l = 0; l < nc; l++) {                                                   \
-      double is = a->invstd[c0 + l], w = a->w[c0 + l], m2 = 0, m3 = 0;                   \
-      if (a->training) { /* the batch statistics depend on x too */                      \
-        m2 = -w * is * is * is * sgx[l] / M;                                             \
-        m3 = -w * is * sg[l] / M - m2 * a->mean[c0 + l];                                 \
-      }                                                                                  \
-      k1[l] = (T)(w * is), k2[l] = (T)m2, k3[l] = (T)m3;                                 \
+      double k[3];                                                                       \
+      bn_grad_coefs(a, c0 + l, k);                                                       \
+      k1[l] = (T)k[0], k2[l] = (T)k[1], k3[l] = (T)k[2];                                 \
     }                                                                                    \
-    if (lanes) {                                                                         \
-      lanes_grad_linear_##SFX(gx + c0, g + c0, x + c0, y ? y + c0 : NULL, N, C, nc, k1, k2, k3); \
-      return;                                                                            \
-    }                                                                                    \
-    for (int64_t r = 0; r < nrun; r++) {                                                 \
-      int64_t o = c0 * S + r * C * S;                                                    \
-      grad_linear_##SFX(gx + o, g + o, x + o, y ? y + o : NULL, len, k1[0], k2[0], k3[0]); \
+    lanes_grad_linear_##SFX(gx + c0, g + c0, x + c0, y ? y + c0 : NULL, N, C, nc, k1, k2, k3); \
+  }                                                                                      \
+                                                                                         \
+  /* Phase 2, forward: y = sc[c] x + sh[c], run after run. */                            \
+  static void bn_affine_##SFX(T *y, const T *x, const bn_args *a, const T *sc, const T *sh) { \
+    int64_t C = a->C, S = a->S, runs = a->N * C;                                         \
+    _Pragma("omp parallel for if (runs * S > PARALLEL_GRAIN) schedule(static)")          \
+    for (int64_t i = 0; i < runs; i++)                                                   \
+      affine_##SFX(y + i * S, x + i * S, S, sc[i % C], sh[i % C], a->relu);             \
+  }                                                                                      \
+                                                                                         \
+  /* Phase 2, backward: gx = k1[c] g + k2[c] x + k3[c] (k: k1s, k2s, k3s). */             \
+  static void bn_linear_##SFX(T *gx, const T *g, const T *x, const T *y, const bn_args *a, \
+                              const T *k) {                                              \
+    int64_t C = a->C, S = a->S, runs = a->N * C;                                         \
+    _Pragma("omp parallel for if (runs * S > PARALLEL_GRAIN) schedule(static)")          \
+    for (int64_t i = 0; i < runs; i++) {                                                 \
+      int64_t c = i % C, o = i * S;                                                      \
+      grad_linear_##SFX(gx + o, g + o, x + o, y ? y + o : NULL, S, k[c], k[C + c], k[2 * C + c]); \
     }                                                                                    \
   }
+
+/* gx = k1 g + k2 x + k3 for channel c: w invstd, and in training the terms
+ * through the batch mean and variance, which depend on x too. */
+static void bn_grad_coefs(const bn_args *a, int64_t c, double k[3]) {
+  double is = a->invstd[c], w = a->w[c], M = (double)(a->N * a->S);
+  k[0] = w * is, k[1] = 0, k[2] = 0;
+  if (!a->training) return;
+  k[1] = -w * is * is * is * a->sgx[c] / M;
+  k[2] = -w * is * a->sg[c] / M - k[1] * a->mean[c];
+}
 
 BN_GROUPS(float, f32)
 BN_GROUPS(double, f64)
@@ -330,27 +353,73 @@ static void bn_geometry(bn_args *a, const fc_tensor *x) {
   for (int d = 2; d < x->ndim; d++) a->S *= x->shape[d];
 }
 
-static void bn_run_forward(char *y, const char *x, int dtype, const bn_args *a) {
+/* Phase 1 over every channel group. */
+static void bn_phase1(char *gx, const char *g, const char *x, const char *y, int dtype, const bn_args *a,
+                      bool backward) {
   int64_t groups = bn_groups(a), total = a->N * a->C * a->S;
 #pragma omp parallel for if (total > PARALLEL_GRAIN) schedule(static)
   for (int64_t i = 0; i < groups; i++) {
     int64_t c0 = bn_lanes(a) ? i * LANES : i, nc = bn_lanes(a) ? (a->C - c0 < LANES ? a->C - c0 : LANES) : 1;
-    if (dtype == FC_FLOAT64) bn_forward_f64((double *)y, (const double *)x, a, c0, nc);
-    else bn_forward_f32((float *)y, (const float *)x, a, c0, nc);
+    if (backward && dtype == FC_FLOAT64)
+      bn_backward_f64((double *)gx, (const double *)g, (const double *)x, (const double *)y, a, c0, nc);
+    else if (backward)
+      bn_backward_f32((float *)gx, (const float *)g, (const float *)x, (const float *)y, a, c0, nc);
+    else if (dtype == FC_FLOAT64)
+      bn_forward_f64((double *)y, (const double *)x, a, c0, nc);
+    else
+      bn_forward_f32((float *)y, (const float *)x, a, c0, nc);
   }
 }
 
-static void bn_run_backward(char *gx, const char *g, const char *x, const char *y, int dtype,
-                            const bn_args *a) {
-  int64_t groups = bn_groups(a), total = a->N * a->C * a->S;
-#pragma omp parallel for if (total > PARALLEL_GRAIN) schedule(static)
-  for (int64_t i = 0; i < groups; i++) {
-    int64_t c0 = bn_lanes(a) ? i * LANES : i, nc = bn_lanes(a) ? (a->C - c0 < LANES ? a->C - c0 : LANES) : 1;
-    if (dtype == FC_FLOAT64)
-      bn_backward_f64((double *)gx, (const double *)g, (const double *)x, (const double *)y, a, c0, nc);
-    else
-      bn_backward_f32((float *)gx, (const float *)g, (const float *)x, (const float *)y, a, c0, nc);
+/* n per-channel coefficient rows of C as dtype (float or double). */
+static void *coef_rows(int dtype, int n, int64_t C, const double *v) {
+  size_t es = dtype == FC_FLOAT64 ? sizeof(double) : sizeof(float);
+  char *k = malloc(es * (size_t)(n * C + 1));
+  for (int64_t i = 0; k && i < n * C; i++) {
+    if (dtype == FC_FLOAT64) ((double *)k)[i] = v[i];
+    else ((float *)k)[i] = (float)v[i];
   }
+  return k;
+}
+
+static int bn_run_forward(char *y, const char *x, int dtype, const bn_args *a) {
+  bn_phase1(NULL, NULL, x, y, dtype, a, false);
+  if (bn_lanes(a)) return 0;
+  int64_t C = a->C;
+  double *v = malloc(sizeof(double) * (size_t)(2 * C + 1));
+  for (int64_t c = 0; v && c < C; c++) {
+    v[c] = a->w[c] * a->invstd[c];
+    v[C + c] = a->b[c] - a->mean[c] * v[c];
+  }
+  void *k = v ? coef_rows(dtype, 2, C, v) : NULL;
+  free(v);
+  if (!k) FAIL_INT("batch_norm: out of memory");
+  if (dtype == FC_FLOAT64) bn_affine_f64((double *)y, (const double *)x, a, k, (double *)k + C);
+  else bn_affine_f32((float *)y, (const float *)x, a, k, (float *)k + C);
+  free(k);
+  return 0;
+}
+
+static int bn_run_backward(char *gx, const char *g, const char *x, const char *y, int dtype,
+                           const bn_args *a) {
+  bn_phase1(gx, g, x, y, dtype, a, true);
+  if (!gx || bn_lanes(a)) return 0;
+  int64_t C = a->C;
+  double *v = malloc(sizeof(double) * (size_t)(3 * C + 1));
+  for (int64_t c = 0; v && c < C; c++) {
+    double k[3];
+    bn_grad_coefs(a, c, k);
+    v[c] = k[0], v[C + c] = k[1], v[2 * C + c] = k[2];
+  }
+  void *k = v ? coef_rows(dtype, 3, C, v) : NULL;
+  free(v);
+  if (!k) FAIL_INT("batch_norm backward: out of memory");
+  if (dtype == FC_FLOAT64)
+    bn_linear_f64((double *)gx, (const double *)g, (const double *)x, (const double *)y, a, k);
+  else
+    bn_linear_f32((float *)gx, (const float *)g, (const float *)x, (const float *)y, a, k);
+  free(k);
+  return 0;
 }
 
 /* Saved: [0] the dense input, [1] stats [3, C] (mean, invstd, weight) in
@@ -368,10 +437,12 @@ static int batch_norm_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
   int rc = gd && (gx || !wants_grad(n, 0)) ? 0 : -1;
   if (rc == 0) {
     a.sg = sums, a.sgx = sums + a.C;
-    if (x->numel) bn_run_backward(gx ? elem_ptr(gx) : NULL, elem_ptr(gd), elem_ptr(x), y ? elem_ptr(y) : NULL, dtype, &a);
-    else for (int64_t c = 0; c < 2 * a.C; c++) sums[c] = 0;
+    if (x->numel)
+      rc = bn_run_backward(gx ? elem_ptr(gx) : NULL, elem_ptr(gd), elem_ptr(x), y ? elem_ptr(y) : NULL, dtype, &a);
+    else
+      for (int64_t c = 0; c < 2 * a.C; c++) sums[c] = 0;
     gi[0] = gx, gx = NULL;
-    if (wants_grad(n, bi)) rc = (gi[bi] = doubles_tensor(a.sg, 1, &a.C)) ? 0 : -1;
+    if (rc == 0 && wants_grad(n, bi)) rc = (gi[bi] = doubles_tensor(a.sg, 1, &a.C)) ? 0 : -1;
     for (int64_t c = 0; c < a.C; c++) a.sgx[c] *= a.invstd[c]; /* sum g * xhat */
     if (rc == 0 && wants_grad(n, wi)) rc = (gi[wi] = doubles_tensor(a.sgx, 1, &a.C)) ? 0 : -1;
   } else if (!sums) {
@@ -454,7 +525,7 @@ static fc_tensor *batch_norm_op(const char *op, fc_tensor *x, fc_tensor *rm, fc_
     fc_to_doubles(rv, a.var);
     for (int64_t c = 0; c < C; c++) a.invstd[c] = 1 / sqrt(a.var[c] + eps);
   }
-  if (x->numel) bn_run_forward(elem_ptr(out), elem_ptr(xd), dtype, &a);
+  if (x->numel && bn_run_forward(elem_ptr(out), elem_ptr(xd), dtype, &a) < 0) goto fail;
   if (a.training && rm && update_running(rm, rv, &a, momentum) < 0) goto fail;
   fc_tensor *inputs[3] = {x, w, b};
   if (grad_needed(3, inputs)) {

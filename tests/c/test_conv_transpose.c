@@ -220,7 +220,7 @@ TEST(float32_gradients_match_float64) {
     fc_tensor *in64[3] = {fc_randn(4, (int64_t[]){k.n, k.cin, k.h, k.w}, FC_FLOAT64, CPU),
                           fc_randn(4, (int64_t[]){k.cin, k.cout / k.g, k.kh, k.kw}, FC_FLOAT64, CPU),
                           fc_randn(1, (int64_t[]){k.cout}, FC_FLOAT64, CPU)};
-    fc_tensor *ref[3] = {0};
+    fc_tensor *ref[3] = {0}, *g64 = NULL; /* one output gradient for every pass */
     for (int b = -1; b < 3; b++) { /* -1: the float64 reference */
       fc_tensor *in[3];
       for (int i = 0; i < 3; i++) {
@@ -230,7 +230,9 @@ TEST(float32_gradients_match_float64) {
         fc_set_requires_grad(in[i], 1);
       }
       if (b >= 0) conv_set_backend(backends[b]);
-      fc_tensor *y = convt(&k, in[0], in[1], in[2]), *G = y ? fc_sin(y) : NULL;
+      fc_tensor *y = convt(&k, in[0], in[1], in[2]);
+      if (!g64 && y) g64 = fc_randn(4, y->shape, FC_FLOAT64, CPU);
+      fc_tensor *G = g64 ? fc_to_dtype(g64, y ? y->dtype : FC_FLOAT64) : NULL;
       if (!y || fc_backward(y, G, 0) < 0) harness_fail(__FILE__, __LINE__, "backward: %s", fc_last_error());
       bool dnnl_takes = dnnl_takes_case(&k);
       if (b >= 0 && conv_last_backend() != (backends[b] != CONV_IM2COL && dnnl_takes ? CONV_DNNL : CONV_IM2COL))
@@ -257,6 +259,7 @@ TEST(float32_gradients_match_float64) {
     }
     conv_set_backend(CONV_DNNL);
     for (int i = 0; i < 3; i++) fc_release(in64[i]), fc_release(ref[i]);
+    fc_release(g64);
   }
 }
 
