@@ -323,7 +323,7 @@ describe('on the GPU', function()
     local p, g = fc.randn(100), fc.randn(100)
     local opts = { lr = 0.1, momentum = 0.9, nesterov = true, weight_decay = 1e-3 }
     local cp, gp = p:clone():requires_grad_(), p:cuda():requires_grad_()
-    local copt, gopt = fc.optim.SGD({ cp }, opts), fc.optim.SGD({ gp }, opts)
+    local copt, gopt = fc.optim.torch.SGD({ cp }, opts), fc.optim.torch.SGD({ gp }, opts)
     for _ = 1, 3 do
       cp.grad, gp.grad = g:clone(), g:cuda()
       copt:step(); gopt:step()
