@@ -80,7 +80,7 @@ test: all $(TESTS) $(FAKE_CUDA)
 # libfastc_cuda.so, built only where nvcc is on PATH (make NVCC= skips it).
 # The core never links it: backend.c dlopens it on first use of a cuda device.
 NVCC ?= $(shell command -v nvcc 2>/dev/null)
-CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(realpath $(NVCC)))
 CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_89,code=sm_89 \
   -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 NVCCFLAGS ?= -std=c++17 -O3 $(CUDA_ARCH) -Xcompiler -fPIC,-fvisibility=hidden,-Wall -Iruntime -Iruntime/cuda
