@@ -93,7 +93,7 @@ endif
 
 cuda: $(CUDA_LIB)
 
-$(BUILD)/cuda/%.o: runtime/cuda/%.cu runtime/cuda/common.cuh runtime/backend.h runtime/fastc.h
+$(BUILD)/cuda/%.o: runtime/cuda/%.cu runtime/cuda/common.cuh runtime/cuda/caching_alloc.h runtime/backend.h runtime/fastc.h
 	@mkdir -p $(dir $@)
 	@echo '  NVCC    $<'
 	@$(NVCC) $(NVCCFLAGS) -c $< -o $@
