@@ -80,7 +80,7 @@ test: all $(TESTS) $(FAKE_CUDA)
 # libfastc_cuda.so, built only where nvcc is on PATH (make NVCC= skips it).
 # The core never links it: backend.c dlopens it on first use of a cuda device.
 NVCC ?= $(shell command -v nvcc 2>/dev/null)
-CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(realpath $(NVCC)))
 CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_89,code=sm_89 \
   -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 NVCCFLAGS ?= -std=c++17 -O3 $(CUDA_ARCH) -Xcompiler -fPIC,-fvisibility=hidden,-Wall -Iruntime -Iruntime/cuda
@@ -93,7 +93,7 @@ endif
 
 cuda: $(CUDA_LIB)
 
-$(BUILD)/cuda/%.o: runtime/cuda/%.cu runtime/cuda/common.cuh runtime/backend.h runtime/fastc.h
+$(BUILD)/cuda/%.o: runtime/cuda/%.cu runtime/cuda/common.cuh runtime/cuda/caching_alloc.h runtime/backend.h runtime/fastc.h
 	@mkdir -p $(dir $@)
 	@echo '  NVCC    $<'
 	@$(NVCC) $(NVCCFLAGS) -c $< -o $@

@@ -262,6 +262,9 @@ int backend_transfer(fc_tensor *dst, const fc_tensor *src) {
   bool from_gpu = src->device.type == FC_CUDA, to_gpu = dst->device.type == FC_CUDA;
   int kind = from_gpu && to_gpu ? BK_D2D : to_gpu ? BK_H2D : BK_D2H;
   int device = to_gpu ? dst->device.index : src->device.index;
+  /* the copy runs on dst's stream: the source's own stream must be done first */
+  if (kind == BK_D2D && src->device.index != device && loaded->synchronize(src->device.index) < 0)
+    return -1;
   return loaded->memcpy(device, elem_ptr(dst), elem_ptr(src), n, kind);
 }
 

@@ -165,14 +165,15 @@ TEST(matmul_and_addmm_match) {
   SAME(fc_matmul(a, v), fc_matmul(ga, gv), 1e-5);
   SAME(fc_matmul(bat, b), fc_matmul(gbat, gb), 1e-5);
   fc_tensor *bt = fc_transpose(b, 0, 1), *gbt = fc_transpose(gb, 0, 1); /* [5,4], stored transposed */
-  SAME(fc_matmul(bt, fc_transpose(a, 0, 1)), fc_matmul(gbt, fc_transpose(ga, 0, 1)), 1e-5);
+  fc_tensor *at = fc_transpose(a, 0, 1), *gat = fc_transpose(ga, 0, 1);
+  SAME(fc_matmul(bt, at), fc_matmul(gbt, gat), 1e-5);
   SAME(fc_addmm(c, a, b, 0.5, 2), fc_addmm(gc, ga, gb, 0.5, 2), 1e-5);
   fc_tensor *e = fc_zeros(2, (int64_t[]){3, 0}, FC_FLOAT32, CPU), *f = fc_zeros(2, (int64_t[]){0, 5}, FC_FLOAT32, CPU);
   fc_tensor *ge = to(e, GPU), *gf = to(f, GPU);
   SAME(fc_matmul(e, f), fc_matmul(ge, gf), 0); /* k == 0: zeros */
   fc_tensor *il = MK(FC_INT64, S(1, 1), 2), *gil = to(il, GPU);
   CHECK_ERR(fc_matmul(gil, gil), "no CUDA kernel yet");
-  fc_tensor *tmp[] = {a, b, c, v, bat, ga, gb, gc, gv, gbat, bt, gbt, e, f, ge, gf, il, gil};
+  fc_tensor *tmp[] = {a, b, c, v, bat, ga, gb, gc, gv, gbat, bt, gbt, at, gat, e, f, ge, gf, il, gil};
   for (size_t k = 0; k < sizeof tmp / sizeof *tmp; k++) fc_release(tmp[k]);
 }
 
