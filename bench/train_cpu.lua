@@ -1,5 +1,5 @@
 -- bench/train_cpu.lua — train one model for one epoch of Fashion-MNIST (in
--- memory), Adam 1e-3, batch 128, and print "samples_per_s peak_rss_mb acc".
+-- memory as uint8, each batch made float in [0,1]), Adam 1e-3, batch 128, and print "samples_per_s peak_rss_mb acc".
 --   build/fastlua bench/train_cpu.lua MODEL [max_steps] [seed]
 -- bench/train_cpu.sh runs every model here and in PyTorch and prints ratios.
 local fc = require 'fastc'
@@ -10,7 +10,7 @@ local name, max_steps, seed = arg[1], tonumber(arg[2]) or 0, tonumber(arg[3]) or
 local DATA = '/usr/share/datasets/fashion-mnist'
 
 local function load(split)
-  local x = fc.read_idx(DATA .. '/' .. split .. '-images-idx3-ubyte.gz'):float():div(255):unsqueeze(2)
+  local x = fc.read_idx(DATA .. '/' .. split .. '-images-idx3-ubyte.gz'):unsqueeze(2) -- uint8, as stored
   local y = fc.read_idx(DATA .. '/' .. split .. '-labels-idx1-ubyte.gz'):long() + 1
   return x, y
 end
@@ -33,7 +33,7 @@ local seen, step, t0 = 0, 0, timer.now()
 for i = 1, xtr:size(1), 128 do
   local n = math.min(128, xtr:size(1) - i + 1)
   local idx = perm:narrow(1, i, n)
-  local loss = fc.F.cross_entropy(model(xtr:index_select(1, idx)), ytr:index_select(1, idx))
+  local loss = fc.F.cross_entropy(model(xtr:index_select(1, idx):float():div_(255)), ytr:index_select(1, idx))
   opt:zero_grad()
   loss:backward()
   opt:step()
@@ -45,7 +45,7 @@ model:eval()
 local correct = 0
 fc.no_grad(function()
   for i = 1, xte:size(1), 1000 do
-    local pred = model(xte:narrow(1, i, 1000)):argmax(2)
+    local pred = model(xte:narrow(1, i, 1000):float():div_(255)):argmax(2)
     correct = correct + pred:eq(yte:narrow(1, i, 1000)):sum():item()
   end
 end)

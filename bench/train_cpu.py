@@ -1,5 +1,6 @@
 # bench/train_cpu.py — the PyTorch half of bench/train_cpu.lua: one model,
-# one epoch of Fashion-MNIST (in memory), Adam 1e-3, batch 128, 2 threads.
+# one epoch of Fashion-MNIST (in memory as uint8, each batch made float), Adam
+# 1e-3, batch 128, 2 threads (TORCH_THREADS overrides).
 #   /usr/bin/python3 bench/train_cpu.py MODEL [max_steps] [seed]
 # prints: samples_per_s peak_rss_mb test_accuracy
 import gzip, resource, sys, time
@@ -8,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-torch.set_num_threads(2)
+torch.set_num_threads(int(__import__("os").environ.get("TORCH_THREADS", "2")))
 DATA = "/usr/share/datasets/fashion-mnist"
 
 
@@ -21,7 +22,7 @@ def idx(path):
 
 
 def load(split):
-    x = torch.from_numpy(idx(f"{DATA}/{split}-images-idx3-ubyte.gz").copy()).float().div_(255).unsqueeze(1)
+    x = torch.from_numpy(idx(f"{DATA}/{split}-images-idx3-ubyte.gz").copy()).unsqueeze(1)  # uint8, as stored
     y = torch.from_numpy(idx(f"{DATA}/{split}-labels-idx1-ubyte.gz").copy()).long()
     return x, y
 
@@ -75,7 +76,7 @@ def main():
     seen, t0, step = 0, time.perf_counter(), 0
     for i in range(0, len(xtr), 128):
         idxs = perm[i:i + 128]
-        loss = F.cross_entropy(m(xtr[idxs]), ytr[idxs])
+        loss = F.cross_entropy(m(xtr[idxs].float().div_(255)), ytr[idxs])
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -86,7 +87,7 @@ def main():
     rate = seen / (time.perf_counter() - t0)
     m.eval()
     with torch.no_grad():
-        correct = sum((m(xte[i:i + 1000]).argmax(1) == yte[i:i + 1000]).sum().item() for i in range(0, len(xte), 1000))
+        correct = sum((m(xte[i:i + 1000].float().div_(255)).argmax(1) == yte[i:i + 1000]).sum().item() for i in range(0, len(xte), 1000))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{rate:.1f} {peak:.1f} {correct / len(xte):.4f}")
 
