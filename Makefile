@@ -11,9 +11,11 @@ MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu
 BLAS_DIR ?= /usr/lib/$(MULTIARCH)/openblas-openmp
 OPT ?= -O3 -march=x86-64-v3
 SAN ?=
-CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -fPIC -fopenmp -fno-math-errno -Wall -Wextra -Werror \
+# -fno-trapping-math: fastc never reads the FP exception flags, and with trapping
+# math GCC will not if-convert float compares, so loops like exp_f32 stay scalar.
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -fPIC -fopenmp -fno-math-errno -fno-trapping-math -Wall -Wextra -Werror \
   -Wno-unused-parameter -Wno-type-limits -Wno-missing-field-initializers -Iruntime -I/usr/include/luajit-2.1 $(OPT) $(SAN)
-LIBS = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -ldnnl -lcjson -lz -lm -lpthread -ldl
+LIBS = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -ldnnl -lcjson -lz -lturbojpeg -lstb -lm -lpthread -ldl
 LUAJIT_A ?= /usr/lib/$(MULTIARCH)/libluajit-5.1.a
 
 SRCS := $(filter-out runtime/fastlua.c,$(wildcard runtime/*.c))
@@ -21,16 +23,19 @@ OBJS := $(SRCS:runtime/%.c=$(BUILD)/obj/%.o)
 TESTS := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(filter-out tests/c/harness.c,$(wildcard tests/c/test_*.c)))
 CDEF := lua/fastc/cdef.lua
 
-.PHONY: all deps test asan bench install clean
+.PHONY: all deps test asan tsan bench install clean cuda test-gpu
 all: deps $(BUILD)/libfastc.so $(BUILD)/libfastc.a $(BUILD)/fastlua $(CDEF)
 
 deps:
 	@sh tools/deps.sh
 
-$(BUILD)/obj/%.o: runtime/%.c runtime/fastc.h runtime/internal.h
+$(BUILD)/obj/%.o: runtime/%.c $(wildcard runtime/*.h)
 	@mkdir -p $(dir $@)
 	@echo '  CC      $<'
 	@$(CC) $(CFLAGS_BASE) -c $< -o $@
+
+# Where backend.c looks for libfastc_cuda.so after its own directory.
+$(BUILD)/obj/backend.o: CFLAGS_BASE += -DFASTC_BUILD_DIR='"$(abspath $(BUILD))"' -DFASTC_LIB_DIR='"$(PREFIX)/lib"'
 
 $(BUILD)/libfastc.a: $(OBJS)
 	@rm -f $@
@@ -58,28 +63,88 @@ $(BUILD)/tests/%: tests/c/%.c tests/c/harness.c tests/c/harness.h $(BUILD)/libfa
 	@echo '  LD      $@'
 	@$(CC) $(CFLAGS_BASE) -Itests/c -o $@ $< tests/c/harness.c $(BUILD)/libfastc.a $(LIBS)
 
-test: all $(TESTS)
+# A host-memory stand-in for the CUDA plugin, so the core's CUDA paths are
+# tested without a GPU (test_cuda_dispatch, cuda_spec.lua).
+FAKE_CUDA := $(BUILD)/tests/libfake_cuda.so
+$(FAKE_CUDA): tests/c/fake_cuda_plugin.c runtime/cuda/caching_alloc.c runtime/cuda/caching_alloc.h \
+  runtime/backend.h runtime/fastc.h
+	@mkdir -p $(dir $@)
+	@echo '  LD      $@'
+	@$(CC) $(CFLAGS_BASE) -shared -fvisibility=hidden -o $@ tests/c/fake_cuda_plugin.c \
+	  runtime/cuda/caching_alloc.c -lm -lpthread
+
+test: all $(TESTS) $(FAKE_CUDA)
 	@sh tools/run_tests.sh $(BUILD)
+
+# ---- the CUDA plugin ---------------------------------------------------------
+# libfastc_cuda.so, built only where nvcc is on PATH (make NVCC= skips it).
+# The core never links it: backend.c dlopens it on first use of a cuda device.
+NVCC ?= $(shell command -v nvcc 2>/dev/null)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_89,code=sm_89 \
+  -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+NVCCFLAGS ?= -std=c++17 -O3 $(CUDA_ARCH) -Xcompiler -fPIC,-fvisibility=hidden,-Wall -Iruntime -Iruntime/cuda
+CUDA_OBJS := $(patsubst runtime/cuda/%.cu,$(BUILD)/cuda/%.o,$(wildcard runtime/cuda/*.cu)) $(BUILD)/cuda/caching_alloc.o
+CUDA_LIB := $(BUILD)/libfastc_cuda.so
+
+ifneq ($(NVCC),)
+all: cuda
+endif
+
+cuda: $(CUDA_LIB)
+
+$(BUILD)/cuda/%.o: runtime/cuda/%.cu runtime/cuda/common.cuh runtime/backend.h runtime/fastc.h
+	@mkdir -p $(dir $@)
+	@echo '  NVCC    $<'
+	@$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+# the allocator's bookkeeping is plain C, shared with tests/c/test_cuda_alloc.c
+$(BUILD)/cuda/caching_alloc.o: runtime/cuda/caching_alloc.c runtime/cuda/caching_alloc.h runtime/fastc.h
+	@mkdir -p $(dir $@)
+	@echo '  CC      $<'
+	@$(CC) -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -O2 -Wall -Wextra -Werror -Iruntime -c $< -o $@
+
+# cudart is linked statically and every library symbol hidden: the plugin
+# exports fastc_cuda_plugin_init only, and needs cuBLAS, cuDNN and a driver.
+$(CUDA_LIB): $(CUDA_OBJS)
+	@if [ -z "$(NVCC)" ]; then echo "cuda: nvcc not found on PATH; install the CUDA toolkit" >&2; exit 1; fi
+	@echo '  LD      $@'
+	@$(NVCC) -shared $(CUDA_ARCH) -o $@ $(CUDA_OBJS) -Xlinker --exclude-libs,ALL \
+	  -L$(CUDA_HOME)/lib64 -Xlinker -rpath,$(CUDA_HOME)/lib64 -lcublas -lcudnn -lpthread
+
+# Every op on the GPU against the CPU; fails (rather than skips) without a GPU.
+test-gpu: all $(CUDA_LIB)
+	@FASTC_REQUIRE_GPU=1 $(BUILD)/fastlua tools/busted.lua -o tools/busted_summary.lua tests/lua/cuda_spec.lua
 
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
+
+# The data loader's tests under ThreadSanitizer (in build-tsan/).
+TSAN_TESTS = test_loader test_image
+tsan:
+	$(MAKE) BUILD=build-tsan OPT="-O1 -g -fno-omit-frame-pointer" SAN="-fsanitize=thread" \
+	  $(TSAN_TESTS:%=build-tsan/tests/%)
+	@for t in $(TSAN_TESTS); do TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	  build-tsan/tests/$$t || exit 1; done
 
 bench: all
 	@sh bench/run.sh
 
 install: all
 	install -d $(PREFIX)/lib $(PREFIX)/include $(PREFIX)/bin $(PREFIX)/lib/pkgconfig \
-	  $(PREFIX)/share/fastc/lua/fastc
+	  $(PREFIX)/share/fastc/lua/fastc $(PREFIX)/share/fastc/lua/fastc/callback
 	install -m 644 $(BUILD)/libfastc.a $(PREFIX)/lib/
 	install -m 755 $(BUILD)/libfastc.so $(PREFIX)/lib/
 	install -m 644 runtime/fastc.h $(PREFIX)/include/
 	@# fastlua knows where its Lua package lives: rebuilt for this PREFIX
 	$(LINK_FASTLUA) -o $(BUILD)/fastlua.install
 	install -m 755 $(BUILD)/fastlua.install $(PREFIX)/bin/fastlua
-	install -m 644 lua/fastc/*.lua $(PREFIX)/share/fastc/lua/fastc/
+	@# the whole Lua package, subfolders (data/, callback/, vision/ ...) included
+	cd lua && find fastc -name '*.lua' -exec install -D -m 644 {} $(PREFIX)/share/fastc/lua/{} \;
+	if [ -f $(CUDA_LIB) ]; then install -m 755 $(CUDA_LIB) $(PREFIX)/lib/; fi
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@BLAS_DIR@|$(BLAS_DIR)|' tools/fastc.pc.in \
 	  > $(PREFIX)/lib/pkgconfig/fastc.pc
 
 clean:
-	rm -rf build build-asan $(CDEF)
+	rm -rf build build-asan build-tsan $(CDEF)

@@ -37,6 +37,21 @@ out=bench/RESULTS.md.tmp
   echo "| what | fastc | PyTorch | ratio |"
   echo "|---|---|---|---|"
   sh bench/startup.sh
+  if [ "${BENCH_TRAIN:-1}" = 1 ]; then
+    echo
+    echo "## (f) training one epoch of Fashion-MNIST (issue 3)"
+    echo
+    echo "Adam 1e-3, batch 128, 2 threads, data in memory; PyTorch at its best of default and"
+    echo "OMP_WAIT_POLICY=PASSIVE. Command: \`sh bench/train_cpu.sh\` (\`MAX_STEPS=N\` for a quick run)."
+    echo
+    sh bench/train_cpu.sh
+    echo
+    echo "## (g) memory over 20,000 training steps (MLP, no collectgarbage())"
+    echo
+    echo "Command: \`build/fastlua bench/memory_curve.lua mlp 20000 2000\`."
+    echo
+    build/fastlua bench/memory_curve.lua mlp 20000 2000
+  fi
 } > $out
 mv $out bench/RESULTS.md
 cat bench/RESULTS.md

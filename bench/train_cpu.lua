@@ -27,7 +27,7 @@ local xtr, ytr = load('train')
 local xte, yte = load('t10k')
 local make = models[name] or error('unknown model ' .. tostring(name))
 local model = make()
-local opt = fc.optim.Adam(model:parameters(), { lr = 1e-3 })
+local opt = fc.optim.torch.Adam(model:parameters(), { lr = 1e-3 })
 local perm = fc.randperm(xtr:size(1))
 local seen, step, t0 = 0, 0, timer.now()
 for i = 1, xtr:size(1), 128 do

@@ -47,7 +47,7 @@ fc.manual_seed(seed)
 local xtrain, ytrain = load('train')
 local xtest, ytest = load('t10k')
 local model = cnn()
-local opt = fc.optim.Adam(model:parameters(), { lr = 1e-3 })
+local opt = fc.optim.torch.Adam(model:parameters(), { lr = 1e-3 })
 local BS = 128
 local clock = os.clock
 for epoch = 1, epochs do

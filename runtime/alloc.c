@@ -7,7 +7,7 @@
  *
  * Why count: the Lua GC cannot see C memory. fc_bytes_since_mark() tells the
  * binding how much tensor memory appeared since its last GC step. */
-#include "internal.h"
+#include "backend.h"
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -145,11 +145,23 @@ void header_free(fc_tensor *t) {
 
 static char *inline_data(fc_storage *s) { return (char *)s + 64; }
 
-fc_storage *storage_new(size_t nbytes, fc_device dev) {
-  if (dev.type != FC_CPU) {
-    fc_set_error("alloc: device cuda:%d requested but the CUDA backend is not loaded", dev.index);
+/* GPU memory comes from the plugin's caching allocator; the header stays here. */
+static fc_storage *device_storage_new(size_t nbytes, fc_device dev) {
+  fc_storage *s = malloc(sizeof *s);
+  void *data = s ? backend_alloc(dev, nbytes) : NULL;
+  if (!data) {
+    free(s);
+    if (!s) fc_set_error("alloc: out of memory for a storage header");
     return NULL;
   }
+  __atomic_add_fetch(&live_bytes[FC_CUDA], (int64_t)nbytes, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&allocated_since_mark, (int64_t)nbytes, __ATOMIC_RELAXED);
+  *s = (fc_storage){.data = data, .nbytes = nbytes, .refcount = 1, .device = dev};
+  return s;
+}
+
+fc_storage *storage_new(size_t nbytes, fc_device dev) {
+  if (dev.type != FC_CPU) return device_storage_new(nbytes, dev);
   bool small = nbytes <= SMALL_DATA;
   fc_storage *s = small ? pool_take(&storage_pool, STORAGE_BLOCK) : malloc(sizeof *s);
   void *data = !s ? NULL : small ? inline_data(s) : cpu_alloc(nbytes);
@@ -168,6 +180,12 @@ fc_storage *storage_new(size_t nbytes, fc_device dev) {
 
 void storage_release(fc_storage *s) {
   if (!s || __atomic_sub_fetch(&s->refcount, 1, __ATOMIC_ACQ_REL) > 0) return;
+  if (s->device.type != FC_CPU) {
+    __atomic_sub_fetch(&live_bytes[FC_CUDA], (int64_t)s->nbytes, __ATOMIC_RELAXED);
+    backend_free(s->device, s->data);
+    free(s);
+    return;
+  }
   if (s->data == inline_data(s)) {
     __atomic_sub_fetch(&live_bytes[FC_CPU], (int64_t)SMALL_DATA, __ATOMIC_RELAXED);
     pool_give(&storage_pool, s);

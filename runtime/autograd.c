@@ -216,6 +216,15 @@ static int collect(fc_node *root, node_list *all) {
 }
 
 /* *slot += g, creating it on first use; g is converted to dtype/shape. */
+/* A gradient can become the accumulation slot itself, with no copy, only
+ * when nothing else sees its memory: the header's references are exactly the
+ * ones held here and its storage has no other header. Otherwise a later
+ * in-place add into the slot would change another tensor too. */
+static bool exclusively_held(const fc_tensor *t, int64_t refs_held) {
+  return fc_is_contiguous(t) && t->refcount == refs_held && t->storage->refcount == 1;
+}
+
+/* Adds g (the caller holds one reference to it) into *slot. */
 static int accumulate(fc_tensor **slot, fc_tensor *g, int dtype, int ndim, const int64_t *shape) {
   fc_tensor *shaped = sum_to_shape(g, ndim, shape);
   fc_tensor *typed = shaped ? fc_to_dtype(shaped, dtype) : NULL;
@@ -223,7 +232,7 @@ static int accumulate(fc_tensor **slot, fc_tensor *g, int dtype, int ndim, const
   if (!typed) return -1;
   int rc = 0;
   if (!*slot) {
-    *slot = fc_is_contiguous(typed) && typed->refcount == 1 ? fc_retain(typed) : fc_clone(typed);
+    *slot = exclusively_held(typed, typed == g ? 2 : 1) ? fc_retain(typed) : fc_clone(typed);
     rc = *slot ? 0 : -1;
   } else {
     rc = fc_add_(*slot, typed);
@@ -248,6 +257,8 @@ static int run_node(fc_node *n, bool retain_graph) {
   if (check_saved(n) < 0) return -1;
   fc_tensor *grads[NODE_MAX_INPUTS] = {0};
   int rc = n->backward(n, n->grad, grads);
+  fc_release(n->grad); /* before accumulating: a grad passed through can then move, not copy */
+  n->grad = NULL;
   for (int i = 0; i < n->ninputs; i++) {
     if (rc == 0 && grads[i]) {
       if (n->next[i])
@@ -257,8 +268,6 @@ static int run_node(fc_node *n, bool retain_graph) {
     }
     fc_release(grads[i]);
   }
-  fc_release(n->grad);
-  n->grad = NULL;
   if (!retain_graph) {
     release_saved(n);
     n->released = true;

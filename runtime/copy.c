@@ -1,5 +1,5 @@
 /* copy.c — copying between tensors of any layout and dtype, and fill. */
-#include "internal.h"
+#include "backend.h"
 
 typedef struct { int src_dtype, dst_dtype; } convert_ctx;
 
@@ -106,8 +106,23 @@ static iter_kernel pick_kernel(int src, int dst) {
   return generic_convert;
 }
 
+/* Across devices: the source moves to dst's device first, then copies there. */
+static int copy_across(fc_tensor *dst, const fc_tensor *src) {
+  if (check_inplace("copy_", dst) < 0) return -1;
+  int previous = grad_mode_push(false);
+  fc_tensor *moved = fc_to_device((fc_tensor *)src, dst->device);
+  int rc = moved ? fc_copy_(dst, moved) : -1;
+  grad_mode_pop(previous);
+  fc_release(moved);
+  return rc;
+}
+
 int fc_copy_(fc_tensor *dst, const fc_tensor *src) {
   const fc_tensor *pair[2] = {dst, src};
+  if (check_defined("copy_", dst, "destination") < 0 || check_defined("copy_", src, "source") < 0)
+    return -1;
+  if (dst->device.type != src->device.type || dst->device.index != src->device.index)
+    return copy_across(dst, src);
   if (check_same_device("copy_", 2, pair) < 0 || check_inplace("copy_", dst) < 0) return -1;
   bool fits = src->ndim <= dst->ndim;
   for (int i = 1; fits && i <= src->ndim; i++) {
@@ -120,7 +135,11 @@ int fc_copy_(fc_tensor *dst, const fc_tensor *src) {
   iter it;
   iter_init(&it, 2, (fc_tensor *const[]){dst, (fc_tensor *)src});
   convert_ctx ctx = {src->dtype, dst->dtype};
-  iter_run(&it, pick_kernel(src->dtype, dst->dtype), &ctx);
+  if (dst->device.type == FC_CUDA) {
+    if (backend_copy(&it, dst, src) < 0) return -1;
+  } else {
+    iter_run(&it, pick_kernel(src->dtype, dst->dtype), &ctx);
+  }
   bump_version(dst);
   return 0;
 }
@@ -148,6 +167,11 @@ int fc_fill_(fc_tensor *t, double value) {
   static const iter_kernel by_size[9] = {0, fill1, fill2, 0, fill4, 0, 0, 0, fill8};
   iter it;
   iter_init(&it, 1, &t);
+  if (t->device.type == FC_CUDA) {
+    if (backend_fill(&it, t, pattern) < 0) return -1;
+    bump_version(t);
+    return 0;
+  }
   iter_run(&it, by_size[fc_dtype_size(t->dtype)], &pattern);
   bump_version(t);
   return 0;
@@ -198,8 +222,35 @@ fc_tensor *fc_contiguous(fc_tensor *t) {
   return fc_is_contiguous(t) ? fc_retain(t) : fc_clone(t);
 }
 
+/* The gradient goes back to the device the input came from (iarg 0, 1). */
+static int to_device_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
+  gi[0] = fc_to_device(g, (fc_device){(int32_t)n->iarg[0], (int32_t)n->iarg[1]});
+  return gi[0] ? 0 : -1;
+}
+
+/* A contiguous copy of t on dev: laid out on t's device, then one transfer. */
 fc_tensor *fc_to_device(fc_tensor *t, fc_device dev) {
   if (check_same_device("to_device", 1, (const fc_tensor *const[]){t}) < 0) return NULL;
   if (dev.type == t->device.type && dev.index == t->device.index) return fc_retain(t);
-  FAIL("to_device: cuda:%d requested but the CUDA backend is not loaded", dev.index);
+  if (dev.type != FC_CPU && backend_check_device("to_device", dev) < 0) return NULL;
+  if (dev.type == FC_CPU && dev.index != 0) FAIL("to_device: there is only one cpu device, cpu:0");
+  int previous = grad_mode_push(false);
+  fc_tensor *src = fc_contiguous(t);
+  grad_mode_pop(previous);
+  fc_tensor *out = src ? fc_empty(t->ndim, t->shape, t->dtype, dev) : NULL;
+  int rc = out ? backend_transfer(out, src) : -1;
+  fc_release(src);
+  if (rc < 0) {
+    fc_release(out);
+    return NULL;
+  }
+  if (is_float_dtype(t->dtype) && grad_needed(1, &t)) {
+    fc_node *n = record("to_device", to_device_backward, out, 1, &t);
+    if (!n) {
+      fc_release(out);
+      return NULL;
+    }
+    n->iarg[0] = t->device.type, n->iarg[1] = t->device.index;
+  }
+  return out;
 }

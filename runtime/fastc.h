@@ -360,6 +360,17 @@ fc_tensor *fc_dropout(fc_tensor *x, double p, int training);
  * FC_NO_INDEX; its row gets no gradient. Repeated indices add up. */
 fc_tensor *fc_embedding(fc_tensor *weight, fc_tensor *indices, int64_t padding_idx, int64_t base);
 
+/* ---- image warping (data augmentation, forward only) ------------------- */
+/* PyTorch's affine_grid / grid_sample for 2-D images. Coordinates are
+ * normalised to [-1, 1]; a grid holds the (x, y) each output pixel reads.
+ * No autograd: inputs that require grad (with grad mode on) are refused. */
+enum { FC_SAMPLE_BILINEAR = 0, FC_SAMPLE_NEAREST = 1 };
+/* padding: FC_PAD_ZEROS, FC_PAD_BORDER, FC_PAD_REFLECTION (the loader's, below) */
+/* theta [N,2,3] (float32/64) -> grid [N,H,W,2] */
+fc_tensor *fc_affine_grid(fc_tensor *theta, int64_t H, int64_t W, int align_corners);
+/* x [N,C,H,W], grid [N,Ho,Wo,2] of x's dtype -> [N,C,Ho,Wo] */
+fc_tensor *fc_grid_sample(fc_tensor *x, fc_tensor *grid, int mode, int padding, int align_corners);
+
 /* ---- optimizer steps (fused, in place, outside autograd) --------------- */
 /* PyTorch's torch.optim.SGD update for one parameter. momentum_buf may be
  * NULL when momentum is 0; first_step initialises it from the gradient. */
@@ -372,6 +383,26 @@ int fc_sgd_step(fc_tensor *param, fc_tensor *grad, fc_tensor *momentum_buf, doub
 int fc_adam_step(fc_tensor *param, fc_tensor *grad, fc_tensor *exp_avg, fc_tensor *exp_avg_sq,
                  double lr, double beta1, double beta2, double eps, double weight_decay,
                  int decoupled, int64_t step);
+/* fastai's update rules (fastai/optimizer.py), each one pass per parameter.
+ * Weight decay first: decoupled (p *= 1 - lr*wd) or L2 (wd*p added to the
+ * gradient, the gradient tensor itself untouched); wd 0 skips it.
+ * fastai's Adam is fc_adam_step with fastai's defaults: its debias
+ * damp*(1-mom^t)/(1-mom) with damp = 1-mom is torch's 1-mom^t, and eps sits
+ * outside the square root in both.
+ * SGD: grad_avg = mom*grad_avg + g (no dampening; NULL: plain SGD), then
+ * p -= lr*grad_avg. */
+int fc_sgdw_step(fc_tensor *param, fc_tensor *grad, fc_tensor *grad_avg, double lr, double mom,
+                 double wd, int decoupled);
+/* RMSProp: sqr_avg = sqr_mom*sqr_avg + (1-sqr_mom)*g^2; grad_avg (NULL: none)
+ * = mom*grad_avg + g; p -= lr * (grad_avg or g) / (sqrt(sqr_avg) + eps). */
+int fc_rmsprop_step(fc_tensor *param, fc_tensor *grad, fc_tensor *grad_avg, fc_tensor *sqr_avg,
+                    double lr, double mom, double sqr_mom, double eps, double wd, int decoupled);
+/* RAdam: Adam's moments, then the variance rectification for step t; while
+ * the rectified length r <= 5 the step is momentum only. beta > 0 passes the
+ * denominator through softplus(beta). */
+int fc_radam_step(fc_tensor *param, fc_tensor *grad, fc_tensor *grad_avg, fc_tensor *sqr_avg,
+                  double lr, double mom, double sqr_mom, double eps, double wd, int decoupled,
+                  double beta, int64_t step);
 
 /* ---- files ------------------------------------------------------------- */
 /* safetensors: an 8-byte little-endian header length, a JSON header naming
@@ -392,6 +423,141 @@ void fc_file_close(fc_file *f);
 /* An IDX file (the MNIST format), gzipped or plain, as a uint8/int32/float
  * tensor of the shape its header gives. */
 fc_tensor *fc_read_idx(const char *path);
+
+/* ---- images, CSV and the threaded data loader --------------------------- */
+/* Images are uint8 tensors [C,H,W]. JPEG decodes through libjpeg-turbo,
+ * PNG, BMP, GIF (first frame) and TGA through stb_image. `channels` 1 (grey),
+ * 3 (RGB) or 4 (RGBA) converts whatever the file holds; 0 keeps the file's.
+ * min_height/min_width (0: none) let a JPEG decode with DCT scaling straight
+ * to the smallest size still at least that big; other formats decode whole.
+ * Every error names the file. */
+fc_tensor *fc_image_read(const char *path, int channels, int min_height, int min_width);
+fc_tensor *fc_image_decode(const void *data, size_t nbytes, int channels, const char *name);
+/* Writes a uint8 [C,H,W] (or [H,W]) image; the format follows the extension:
+ * .jpg/.jpeg (quality 1..100), .png, .bmp, .tga. */
+int fc_image_write(const char *path, fc_tensor *image, int quality);
+
+/* Item steps the loader runs on its worker threads (fastai's semantics):
+ * RESIZE       to height x width by `method`: CROP (random position while
+ *              training, centred when valid), SQUISH, or PAD (pad_mode);
+ * RANDOM_RESIZED_CROP  a crop of area scale[0..1] and aspect ratio[0..1]
+ *              (log-uniform) resized to the size; valid: the whole image
+ *              squished to size + val_xtra then centre-cropped;
+ * CENTER_CROP, PAD  centre crop and/or pad (pad_mode) to the size, no scaling;
+ * FLIP         horizontal flip with probability p.
+ * Downscaling is antialiased (bilinear filter widened by the scale, as PIL). */
+enum { FC_TFM_RESIZE = 0, FC_TFM_RANDOM_RESIZED_CROP, FC_TFM_CENTER_CROP, FC_TFM_PAD, FC_TFM_FLIP };
+enum { FC_RESIZE_CROP = 0, FC_RESIZE_SQUISH, FC_RESIZE_PAD };
+enum { FC_PAD_ZEROS = 0, FC_PAD_BORDER, FC_PAD_REFLECTION };
+typedef struct fc_tfm {
+  int32_t kind;
+  int32_t height, width;
+  int32_t method;   /* RESIZE */
+  int32_t pad_mode; /* RESIZE, CENTER_CROP, PAD */
+  int32_t valid;    /* RESIZE, RANDOM_RESIZED_CROP: the deterministic validation form */
+  double scale[2];  /* RANDOM_RESIZED_CROP: area fraction range */
+  double ratio[2];  /* RANDOM_RESIZED_CROP: aspect ratio (w/h) range */
+  double val_xtra;  /* RANDOM_RESIZED_CROP valid: extra size fraction (fastai 0.14) */
+  double p;         /* FLIP */
+} fc_tfm;
+/* The steps applied to one image exactly as the loader applies them to item
+ * `item` (0-based) in epoch `epoch`: the randomness is Philox keyed by
+ * (seed, epoch, item), so no state is shared between items or threads. */
+fc_tensor *fc_image_transform(fc_tensor *image, int ntfms, const fc_tfm *tfms, uint64_t seed,
+                              int64_t epoch, int64_t item);
+
+/* The loader: worker threads turn item indices into finished batches
+ * (uint8 [B,C,H,W], or float32 with `normalize`; labels int64 [B]; item
+ * positions int64 [B]) kept in a
+ * bounded queue that the consumer drains in order with fc_loader_next. The
+ * batches (order, augmentations, pixels) are the same for any num_workers.
+ * on_error RAISE: a bad file fails fc_loader_next with an error naming it;
+ * SKIP: the item is left out (its batch comes out smaller) and a warning is
+ * kept for fc_loader_warnings. Workers never call back into the caller. */
+enum { FC_ON_ERROR_RAISE = 0, FC_ON_ERROR_SKIP = 1 };
+typedef struct fc_loader_opts {
+  int64_t batch_size;
+  int32_t shuffle, drop_last;
+  uint64_t seed;
+  int32_t num_workers; /* 0: batches are built on the calling thread */
+  int32_t prefetch;    /* batches in flight ahead of the consumer, >= 1 */
+  int32_t channels;    /* 1, 3 or 4 */
+  int32_t on_error;
+  int64_t index_base;  /* added to the item positions handed back (1 for Lua) */
+  int32_t ntfms;
+  const fc_tfm *tfms;
+  /* normalize: the batch comes out float32, (pixel / 255 - mean[c]) / std[c],
+   * computed by the workers in the same pass that lays the item out as CHW */
+  int32_t normalize;
+  float mean[4], std[4];
+} fc_loader_opts;
+typedef struct fc_loader fc_loader;
+/* Copies paths, labels (may be NULL) and the steps. */
+fc_loader *fc_loader_new(int64_t n, const char *const *paths, const int64_t *labels,
+                         const fc_loader_opts *opts);
+int64_t fc_loader_len(const fc_loader *l); /* batches per epoch */
+/* Starts (or restarts, abandoning the current one) an epoch. */
+int fc_loader_start_epoch(fc_loader *l, int64_t epoch);
+/* The next batch in order: 1 with new references in *images, *labels (NULL
+ * without labels) and *indices; 0 when the epoch is done; -1 on error. */
+int fc_loader_next(fc_loader *l, fc_tensor **images, fc_tensor **labels, fc_tensor **indices);
+/* Warnings of skipped items from the last fc_loader_next, "" when none. */
+const char *fc_loader_warnings(const fc_loader *l);
+/* Stops and joins the workers, mid-epoch or not, and frees everything. */
+void fc_loader_free(fc_loader *l);
+
+/* CSV (RFC 4180: quotes, "" escapes, CRLF, newlines inside quotes). A column
+ * is numeric when every non-empty field parses as a number (empty: NaN). */
+typedef struct fc_csv fc_csv;
+fc_csv *fc_csv_read(const char *path, int header, char sep);
+int64_t fc_csv_rows(const fc_csv *csv);
+int fc_csv_cols(const fc_csv *csv);
+const char *fc_csv_name(const fc_csv *csv, int col); /* NULL without a header */
+int fc_csv_is_numeric(const fc_csv *csv, int col);
+const char *fc_csv_string(const fc_csv *csv, int col, int64_t row);
+double fc_csv_number(const fc_csv *csv, int col, int64_t row);
+void fc_csv_free(fc_csv *csv);
+
+/* ---- images and plot text (runtime/png.c) ----------------------------- */
+/* pixels: h rows of w pixels of `channels` bytes (1 gray, 2 gray+alpha,
+ * 3 RGB, 4 RGBA). Written to a temp file, fsynced and renamed over path. */
+int fc_write_png(const char *path, int w, int h, int channels, const uint8_t *pixels);
+/* A PNG file as a uint8 tensor [h, w, channels] (channels as stored). */
+fc_tensor *fc_read_png(const char *path);
+/* Draws ASCII text (a built-in bitmap font, about 6 x 12 pixels a
+ * character at scale 1, '\n' starts a line) with its top-left at (x, y),
+ * clipped to the image; returns the number of quads drawn, or -1. */
+int fc_draw_text(uint8_t *pixels, int w, int h, int channels, int x, int y, const char *text,
+                 const uint8_t *color, int scale);
+/* The size fc_draw_text gives the text at scale 1. */
+int fc_text_width(const char *text);
+int fc_text_height(const char *text);
+
+/* ---- CUDA (an optional plugin, libfastc_cuda.so, loaded on first use) -- */
+/* The core never links CUDA: the first use of a cuda device loads the
+ * plugin. Without it (built with no nvcc, no CUDA runtime or driver, no GPU)
+ * the CPU build runs unchanged and fc_cuda_why_unavailable() says why. */
+int fc_cuda_is_available(void);
+const char *fc_cuda_why_unavailable(void); /* "" when available */
+int fc_cuda_device_count(void);            /* 0 when unavailable */
+int fc_cuda_synchronize(int device);       /* -1: every device */
+/* One line naming the CUDA runtime, cuBLAS, cuDNN and the devices. */
+const char *fc_cuda_info(void);
+/* The caching allocator's counts for one device (bytes rounded to its size
+ * classes): held by tensors, reserved from the driver (held + cached). */
+typedef struct fc_cuda_mem_stats {
+  int64_t allocated_bytes, peak_allocated_bytes;
+  int64_t reserved_bytes, peak_reserved_bytes;
+  int64_t cached_bytes;
+  int64_t num_allocs, num_frees, num_cache_hits;
+  int64_t num_device_mallocs, num_device_frees, num_oom_retries;
+} fc_cuda_mem_stats;
+int fc_cuda_memory_stats(int device, fc_cuda_mem_stats *out);
+int fc_cuda_empty_cache(int device); /* returns cached blocks to the driver; -1: all */
+/* TF32 tensor cores for float32 matmuls: on by default, as in PyTorch's
+ * convolution default; turn off for float32-exact products. */
+void fc_cuda_set_allow_tf32(int allow);
+int fc_cuda_allow_tf32(void);
 
 #ifndef FC_CDEF
 #ifdef __cplusplus

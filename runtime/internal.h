@@ -127,6 +127,34 @@ void grad_mode_pop(int previous);
 enum { PARALLEL_GRAIN = 32768 };
 int num_threads(void);
 
+/* ---- convolution kernels (conv.c dispatches between the two) -------------
+ * One geometry for conv2d and its transpose: x [N,C,H,W] convolved with
+ * w [Co,C/groups,kh,kw] gives y [N,Co,Ho,Wo]. ph/pw pad the top/left; Ho/Wo
+ * are given, so the bottom/right padding is whatever makes them fit (it is
+ * smaller than ph/pw when a transpose has output_padding). Pointers are to
+ * contiguous data; outputs are overwritten; b, gb may be NULL. */
+typedef struct conv_geom {
+  int64_t N, C, H, W, Co, kh, kw, Ho, Wo;
+  int sh, sw, ph, pw, dh, dw, groups;
+} conv_geom;
+/* im2col + BLAS, float32 (f64 false) or float64: the path for any case. */
+int im2col_conv_forward(const conv_geom *g, bool f64, const void *x, const void *w, const void *b, void *y);
+int im2col_conv_backward_data(const conv_geom *g, bool f64, const void *w, const void *gy, void *gx);
+int im2col_conv_backward_weights(const conv_geom *g, bool f64, const void *x, const void *gy, void *gw, void *gb);
+/* oneDNN, float32 only: 0 done, 1 oneDNN cannot take this case (use im2col),
+ * -1 error (set). */
+int dnnl_conv_forward(const conv_geom *g, const float *x, const float *w, const float *b, float *y);
+int dnnl_conv_backward_data(const conv_geom *g, const float *w, const float *gy, float *gx);
+int dnnl_conv_backward_weights(const conv_geom *g, const float *x, const float *gy, float *gw, float *gb);
+/* Which kernels float32 takes; the default is CONV_DNNL, or what the
+ * environment says (FASTC_CONV_BACKEND=im2col, FASTC_DNNL_LAYOUT=nchw).
+ * Tests switch it to reach every path. */
+enum { CONV_DNNL, CONV_DNNL_PLAIN, CONV_IM2COL };
+void conv_set_backend(int backend);
+/* The backend that ran this thread's last convolution kernel (tests check
+ * that oneDNN really took the cases it should). */
+int conv_last_backend(void);
+
 /* ---- elementwise iteration -----------------------------------------------
  * An iterator walks up to 4 operands (operand 0 is the output) over one
  * broadcast shape, calling a kernel on runs of the innermost dim with byte
@@ -145,5 +173,28 @@ void iter_init(iter *it, int nops, fc_tensor *const *ops);
 void iter_run(const iter *it, iter_kernel k, void *ctx);
 /* Per-element access for kernels that don't care about runs. */
 #define AT(p, s, i, T) (*(T *)((p) + (i) * (s)))
+
+/* ---- images (image.c) as the loader (loader.c) uses them ---------------
+ * An image in flight is interleaved HWC uint8. Each thread owns an
+ * image_ctx: its JPEG handle and the buffers reused from item to item. */
+typedef struct image { uint8_t *px; int h, w, c; size_t cap; } image;
+typedef struct image_ctx {
+  void *tj;            /* tjhandle, made on first use */
+  uint8_t *file;       /* the file's bytes */
+  size_t file_cap;
+  image img[2];        /* current and next while running the steps */
+  uint8_t *tmp;        /* resampling's intermediate rows */
+  size_t tmp_cap;
+} image_ctx;
+void image_ctx_free(image_ctx *ctx);
+/* Reads, decodes and runs the steps on one file; *out points into ctx. */
+int image_load_item(image_ctx *ctx, const char *path, int channels, int ntfms, const fc_tfm *tfms,
+                    uint64_t seed, int64_t epoch, int64_t item, const image **out);
+/* The size the steps end on, or 0x0 when it depends on the image. */
+void pipeline_out_size(int ntfms, const fc_tfm *tfms, int *height, int *width);
+int check_pipeline(const char *op, int ntfms, const fc_tfm *tfms);
+void image_to_chw(const image *im, uint8_t *dst);
+/* dst = (pixel / 255 - mean[c]) / std[c], laid out CHW. */
+void image_to_chw_normalized(const image *im, float *dst, const float *mean, const float *std);
 
 #endif

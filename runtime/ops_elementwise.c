@@ -4,7 +4,7 @@
  * uint8); float16/bfloat16 compute in float32 and bool maps onto uint8 or
  * the logical ops. Each kernel has a contiguous loop the compiler vectorises,
  * a scalar-operand loop and a general strided loop. */
-#include "internal.h"
+#include "backend.h"
 
 typedef float f32;
 typedef double f64;
@@ -176,8 +176,12 @@ static int run_binary(const binary_op *op, fc_tensor *out, fc_tensor *a, fc_tens
   if (cb) {
     iter it;
     iter_init(&it, 3, (fc_tensor *const[]){out, ca, cb});
-    iter_run(&it, op->k[ct_of(compute_dtype)], &alpha);
     rc = 0;
+    if (out->device.type == FC_CUDA)
+      rc = backend_iter_run(op == &OP_AXPY ? BK_AXPY : backend_op_code(op->name), &it,
+                            (fc_tensor *const[]){out, ca, cb}, &alpha);
+    else
+      iter_run(&it, op->k[ct_of(compute_dtype)], &alpha);
   }
   fc_release(ca);
   fc_release(cb);
@@ -418,6 +422,8 @@ static int unary_dtype(const unary_op *op, const fc_tensor *t) {
 static int run_unary(const unary_op *op, fc_tensor *out, fc_tensor *in, const double *args) {
   iter it;
   iter_init(&it, 2, (fc_tensor *const[]){out, in});
+  if (out->device.type == FC_CUDA)
+    return backend_iter_run(backend_op_code(op->name), &it, (fc_tensor *const[]){out, in}, args);
   iter_run(&it, op->k[ct_of(in->dtype)], (void *)args);
   return 0;
 }
@@ -430,7 +436,10 @@ static fc_tensor *unary(const unary_op *op, fc_tensor *t, const double *args) {
   int compute = is_half_dtype(out_dtype) ? FC_FLOAT32 : out_dtype;
   fc_tensor *in = fc_to_dtype(t, compute);
   fc_tensor *out = in ? empty_dtype_like(t, compute) : NULL;
-  if (out) run_unary(op, out, in, args);
+  if (out && run_unary(op, out, in, args) < 0) {
+    fc_release(out);
+    out = NULL;
+  }
   fc_release(in);
   if (out && compute != out_dtype) {
     fc_tensor *h = fc_to_dtype(out, out_dtype);
@@ -454,7 +463,7 @@ static int unary_(const unary_op *op, fc_tensor *t, const double *args) {
     fc_release(r);
     return rc;
   }
-  run_unary(op, t, t, args);
+  if (run_unary(op, t, t, args) < 0) return -1;
   bump_version(t);
   return 0;
 }
@@ -492,6 +501,13 @@ fc_tensor *fc_logical_not(fc_tensor *t) {
   if (!out) return NULL;
   iter it;
   iter_init(&it, 2, (fc_tensor *const[]){out, t});
+  if (out->device.type == FC_CUDA) {
+    if (backend_iter_run(BK_NOT, &it, (fc_tensor *const[]){out, t}, NULL) < 0) {
+      fc_release(out);
+      return NULL;
+    }
+    return out;
+  }
   iter_run(&it, not_kernel, &t->dtype);
   return out;
 }
@@ -532,7 +548,10 @@ fc_tensor *fc_where(fc_tensor *cond, fc_tensor *a, fc_tensor *b) {
     static const iter_kernel by_size[9] = {0, where1, where2, 0, where4, 0, 0, 0, where8};
     iter it;
     iter_init(&it, 4, (fc_tensor *const[]){out, cond, ca, cb});
-    iter_run(&it, by_size[fc_dtype_size(dtype)], NULL);
+    if (out->device.type != FC_CUDA)
+      iter_run(&it, by_size[fc_dtype_size(dtype)], NULL);
+    else if (backend_iter_run(BK_WHERE, &it, (fc_tensor *const[]){out, cond, ca, cb}, NULL) < 0)
+      fc_release(out), out = NULL;
   }
   fc_release(ca);
   fc_release(cb);

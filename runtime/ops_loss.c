@@ -13,21 +13,11 @@
  * sums go by fixed-size chunks added in order, so a result never depends on
  * the thread count. All compute in float32 or float64 (half types via
  * float32) and give the input's floating dtype. */
-#include "internal.h"
+#include "backend.h"
+#include "softmax_rows.h"
 #include <stdlib.h>
 
-/* Row kernels from ops_softmax.c (groups of rows of a contiguous
- * [outer, C, inner] tensor; see there). */
-int64_t softmax_groups(int64_t outer, int64_t inner);
-void softmax_group(int64_t g, int64_t C, int64_t inner, int64_t *row, int64_t *nrows,
-                   int64_t *offset, int64_t *rs, int64_t *cs);
-void softmax_lse_f32(const float *x, int64_t n, int64_t C, int64_t cs, float *lse);
-void softmax_lse_f64(const double *x, int64_t n, int64_t C, int64_t cs, double *lse);
-void softmax_scaled_f32(float *y, const float *x, int64_t n, int64_t C, int64_t cs,
-                        const float *lse, const float *scale);
-void softmax_scaled_f64(double *y, const double *x, int64_t n, int64_t C, int64_t cs,
-                        const double *lse, const double *scale);
-enum { GROUP = 64 }; /* the most rows softmax_group gives */
+enum { GROUP = SOFTMAX_GROUP };
 
 /* ---- shared helpers ------------------------------------------------------ */
 
@@ -380,6 +370,8 @@ static fc_tensor *class_loss_op(class_loss *L, fc_tensor *input, fc_tensor *targ
 fc_tensor *fc_cross_entropy(fc_tensor *logits, fc_tensor *target, fc_tensor *weight,
                             int64_t ignore_index, double label_smoothing, int reduction,
                             int64_t base) {
+  if (logits && logits->device.type == FC_CUDA) /* fused kernels: backend_ops.c */
+    return cuda_cross_entropy(logits, target, weight, ignore_index, label_smoothing, reduction, base);
   class_loss L = {.op = "cross_entropy", .fused = true, .reduction = reduction, .base = base,
                   .ignore = ignore_index, .eps = label_smoothing};
   return class_loss_op(&L, logits, target, weight);

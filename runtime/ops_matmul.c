@@ -8,7 +8,7 @@
  * sliced views need no copy; only other layouts are made contiguous.
  * float32/float64 run on BLAS, float16/bfloat16 in float32, integers in exact
  * (wrapping) int64 loops. */
-#include "internal.h"
+#include "backend.h"
 #include <cblas.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -227,6 +227,27 @@ static fc_tensor *blas_ready(fc_tensor *t, bool left) {
   return c;
 }
 
+/* The batch on the GPU: one cuBLAS GEMM per matrix, each as BLAS reads it. */
+static int cuda_product(const batch_plan *plan, const mat *A, const mat *B, fc_tensor *out,
+                        double alpha, double beta) {
+  const fc_backend *bk = backend_get();
+  int64_t m = B->cols, es = fc_dtype_size(out->dtype);
+  for (int64_t i = 0; i < plan->count; i++) {
+    int64_t ao, bo;
+    batch_offsets(plan, i, &ao, &bo);
+    blas_view va = {CblasNoTrans, 1}, vb = {CblasNoTrans, 1};
+    blas_layout(A, &va);
+    blas_layout(B, &vb);
+    bk_gemm g = {.dtype = out->dtype, .trans_a = va.trans == CblasTrans,
+                 .trans_b = vb.trans == CblasTrans, .allow_tf32 = backend_tf32(),
+                 .m = A->rows, .n = m, .k = A->cols, .lda = va.ld, .ldb = vb.ld, .ldc = m,
+                 .alpha = alpha, .beta = beta, .a = A->p + ao * es, .b = B->p + bo * es,
+                 .c = elem_ptr(out) + i * A->rows * m * es};
+    if (bk->gemm(out->device.index, &g) < 0) return -1;
+  }
+  return 0;
+}
+
 /* out (contiguous, memory laid out as [batch..., n, m]) = alpha * a @ b +
  * beta * out, for a and b of out's dtype, which is not a half type. */
 static int run_product(fc_tensor *out, fc_tensor *a, fc_tensor *b, double alpha, double beta,
@@ -251,6 +272,12 @@ static int run_product(fc_tensor *out, fc_tensor *a, fc_tensor *b, double alpha,
   if (fold_batch(&plan, &A, &F) && (!blas || F.rows <= INT_MAX)) {
     plan.count = 1;
     A = F;
+  }
+  if (out->device.type == FC_CUDA) {
+    int rc = blas ? cuda_product(&plan, &A, &B, out, alpha, beta)
+                  : (fc_set_error("matmul: %s matmul has no CUDA kernel yet", DTYPE(out)), -1);
+    fc_release(ra), fc_release(rb);
+    return rc;
   }
   bool par = blas && batch_parallel(plan.count, n, m, k);
 #pragma omp parallel for if (par) num_threads(num_threads()) schedule(static)

@@ -11,7 +11,7 @@
  *   are accumulated at once (sum(0) of [N,C]), never striding down columns.
  * Floats fold into double accumulators, integers into int64 ones; float16 and
  * bfloat16 are reduced from a float32 copy and stored back in their dtype. */
-#include "internal.h"
+#include "backend.h"
 #include <stdlib.h>
 
 typedef enum {
@@ -564,6 +564,21 @@ static void store(const fold *f, post_kind post, int64_t count, acc *a, fc_tenso
   }
 }
 
+/* The plan handed to the CUDA plugin; its kernels fold the same groups. */
+static int cuda_reduce(const char *op, const plan *p, reduce_kind kind, post_kind post,
+                       const fc_tensor *src, fc_tensor *out) {
+  static const int codes[R_NKINDS] = {[R_SUM] = BK_RSUM, [R_PROD] = BK_RPROD, [R_MAX] = BK_RMAX,
+                                      [R_MIN] = BK_RMIN, [R_ALL] = BK_RALL, [R_ANY] = BK_RANY};
+  if (kind > R_ANY || (post != POST_NONE && post != POST_MEAN))
+    FAIL_INT("%s: op %s has no CUDA kernel yet", op, op);
+  bk_reduce r = {.kind = codes[kind], .mean = post == POST_MEAN, .in_dtype = src->dtype,
+                 .out_dtype = out->dtype, .in = p->data, .out = elem_ptr(out), .nk = p->nk,
+                 .nr = p->nr, .outer = p->outer, .inner = p->inner};
+  memcpy(r.kshape, p->kshape, sizeof r.kshape), memcpy(r.kstride, p->kstride, sizeof r.kstride);
+  memcpy(r.rshape, p->rshape, sizeof r.rshape), memcpy(r.rstride, p->rstride, sizeof r.rstride);
+  return p->outer == 0 ? 0 : backend_get()->reduce(out->device.index, &r);
+}
+
 /* Runs a fold into a new tensor of out_dtype. */
 static fc_tensor *reduce_op(const char *op, fc_tensor *t, int ndims, const int *dims, int keepdim,
                             reduce_kind kind, double pw, post_kind post, int out_dtype, bool empty_ok) {
@@ -583,6 +598,11 @@ static fc_tensor *reduce_op(const char *op, fc_tensor *t, int ndims, const int *
   make_plan(src, reduce, &p);
   fold f = make_fold(kind, src->dtype, pw);
   fc_tensor *out = out_shaped(t, reduce, keepdim, out_dtype);
+  if (out && t->device.type == FC_CUDA) {
+    if (cuda_reduce(op, &p, kind, post, src, out) < 0) fc_release(out), out = NULL;
+    if (src != t) fc_release(src);
+    return out;
+  }
   acc *a = out ? malloc(sizeof(acc) * (size_t)(p.outer + 1)) : NULL;
   if (out && !a) fc_set_error("%s: out of memory", op);
   if (a) {
@@ -631,11 +651,14 @@ fc_tensor *fc_sum(fc_tensor *t, int ndims, const int *dims, int keepdim) {
   return record_reduce("sum", sum_backward, out, t, ndims, dims);
 }
 
+static int prod_backward(fc_node *n, fc_tensor *g, fc_tensor **gi);
+
 fc_tensor *fc_prod(fc_tensor *t, int ndims, const int *dims, int keepdim) {
   if (check_same_device("prod", 1, (const fc_tensor *const[]){t}) < 0) return NULL;
-  if (is_float_dtype(t->dtype) && grad_needed(1, &t))
-    FAIL("prod: backward is not implemented yet; detach() the input");
-  return reduce_op("prod", t, ndims, dims, keepdim, R_PROD, 0, POST_NONE, widened(t->dtype), true);
+  fc_tensor *out = reduce_op("prod", t, ndims, dims, keepdim, R_PROD, 0, POST_NONE, widened(t->dtype), true);
+  out = record_reduce("prod", prod_backward, out, t, ndims, dims);
+  if (out && out->grad_fn) node_save(out->grad_fn, t);
+  return out;
 }
 
 fc_tensor *fc_mean(fc_tensor *t, int ndims, const int *dims, int keepdim) {
@@ -815,6 +838,34 @@ static int mean_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
   fc_tensor *c = fc_scalar(out ? (double)out / (double)(in ? in : 1) : 0, g->dtype, g->device);
   gi[0] = k && c ? fc_mul(k, c) : NULL;
   fc_release(k), fc_release(c);
+  return gi[0] ? 0 : -1;
+}
+
+/* d prod / d x_i is the product of the others. Dividing the product by x_i
+ * breaks on zeros, so groups are told apart by their count of zeros: none
+ * (product / x_i), one (only the zero gets the product of the rest), more
+ * (every gradient is 0). */
+static int prod_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
+  fc_tensor *x = n->saved[0];
+  int dims[FC_MAX_DIMS], nd = 0;
+  for (int d = 0; d < n->in_ndim[0]; d++)
+    if (n->iarg[d] == 1) dims[nd++] = d;
+  fc_tensor *zero = fc_scalar(0, x->dtype, x->device), *one = fc_scalar(1, x->dtype, x->device);
+  fc_tensor *is_zero = fc_eq(x, zero);
+  fc_tensor *zeros = is_zero ? fc_sum(is_zero, nd, dims, 1) : NULL;
+  fc_tensor *nonzero = is_zero ? fc_where(is_zero, one, x) : NULL;
+  fc_tensor *rest = nonzero ? fc_prod(nonzero, nd, dims, 1) : NULL; /* product of the nonzeros */
+  fc_tensor *izero = fc_scalar(0, FC_INT64, x->device), *ione = fc_scalar(1, FC_INT64, x->device);
+  fc_tensor *none = zeros ? fc_eq(zeros, izero) : NULL, *single = zeros ? fc_eq(zeros, ione) : NULL;
+  fc_tensor *quotient = rest ? fc_div(rest, nonzero) : NULL;
+  fc_tensor *lone = single ? fc_where(single, rest, zero) : NULL;   /* per group */
+  fc_tensor *at_zero = lone ? fc_where(is_zero, lone, zero) : NULL; /* per element */
+  fc_tensor *others = quotient && at_zero ? fc_where(none, quotient, at_zero) : NULL;
+  fc_tensor *k = g_keepdim(n, g);
+  gi[0] = others && k ? fc_mul(k, others) : NULL;
+  fc_tensor *tmp[] = {zero, one, is_zero, zeros, nonzero, rest, izero, ione, none, single,
+                      quotient, lone, at_zero, others, k};
+  for (size_t i = 0; i < sizeof tmp / sizeof *tmp; i++) fc_release(tmp[i]);
   return gi[0] ? 0 : -1;
 }
 

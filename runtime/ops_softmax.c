@@ -9,16 +9,11 @@
  *   GROUP neighbouring rows (rs = 1) goes together and the innermost loops
  *   run along the rows, which are contiguous and vectorise.
  * float32 and float64 have kernels; half types compute in float32. */
-#include "internal.h"
+#include "backend.h"
+#include "softmax_rows.h"
 
-/* With trapping math GCC will not if-convert exp_f32's float compares (one
- * may raise FE_INVALID on a NaN), and the loops over it stay scalar — 6x
- * slower. fastc never reads the floating-point exception flags. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-trapping-math")
-#endif
 
-enum { GROUP = 64 };
+enum { GROUP = SOFTMAX_GROUP };
 
 /* expf written so loops over it vectorise (a libm call per element does
  * not): x = k ln2 + r with |r| <= ln2/2 (Cody-Waite), e^r by Cephes'
@@ -222,6 +217,14 @@ static fc_tensor *dense(fc_tensor *t, int dtype) {
 
 static int compute_dtype(int dtype) { return dtype == FC_FLOAT64 ? FC_FLOAT64 : FC_FLOAT32; }
 
+/* The same on the GPU: out, a and g are contiguous [outer, C, inner]. */
+static int cuda_groups(fc_tensor *out, const fc_tensor *a, const fc_tensor *g, int64_t outer,
+                       int64_t C, int64_t inner, bool log) {
+  bk_softmax s = {.dtype = out->dtype, .log = log, .outer = outer, .C = C, .inner = inner,
+                  .out = elem_ptr(out), .x = elem_ptr(a), .g = g ? elem_ptr(g) : NULL};
+  return backend_get()->softmax(out->device.index, &s);
+}
+
 /* Runs the forward (g == NULL) or backward kernel over every group. */
 static void run_groups(char *out, const char *a, const char *g, int dtype, int64_t outer,
                        int64_t C, int64_t inner, bool log) {
@@ -250,8 +253,11 @@ static int softmax_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
   split_at(n->in_ndim[0], n->in_shape[0], dim, &outer, &C, &inner);
   fc_tensor *y = dense(n->saved[0], dtype), *gd = y ? dense(g, dtype) : NULL;
   fc_tensor *gx = gd ? fc_empty(n->in_ndim[0], n->in_shape[0], dtype, g->device) : NULL;
-  if (gx && gx->numel)
+  if (gx && gx->numel && gx->device.type == FC_CUDA) {
+    if (cuda_groups(gx, y, gd, outer, C, inner, n->iarg[1]) < 0) fc_release(gx), gx = NULL;
+  } else if (gx && gx->numel) {
     run_groups(elem_ptr(gx), elem_ptr(y), elem_ptr(gd), dtype, outer, C, inner, n->iarg[1]);
+  }
   fc_release(y);
   fc_release(gd);
   gi[0] = gx;
@@ -266,7 +272,11 @@ static fc_tensor *softmax_op(const char *op, fc_tensor *t, int dim, bool log) {
   int64_t outer, C, inner;
   split_at(t->ndim, t->shape, dim, &outer, &C, &inner);
   fc_tensor *x = dense(t, dtype), *out = x ? fc_empty(t->ndim, t->shape, dtype, t->device) : NULL;
-  if (out && out->numel) run_groups(elem_ptr(out), elem_ptr(x), NULL, dtype, outer, C, inner, log);
+  if (out && out->numel && out->device.type == FC_CUDA) {
+    if (cuda_groups(out, x, NULL, outer, C, inner, log) < 0) fc_release(out), out = NULL;
+  } else if (out && out->numel) {
+    run_groups(elem_ptr(out), elem_ptr(x), NULL, dtype, outer, C, inner, log);
+  }
   fc_release(x);
   if (out && dtype != t->dtype) { /* half types: back from float32 */
     fc_tensor *h = fc_to_dtype(out, t->dtype);

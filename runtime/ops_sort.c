@@ -409,22 +409,57 @@ static int cumsum_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
   return gi[0] ? 0 : -1;
 }
 
+/* cumprod: with y_j = x_0 ... x_j, dL/dx_k = (x_0 ... x_{k-1}) * S_k where
+ * S_k = sum over j >= k of g_j * x_{k+1} ... x_j, so S_k = g_k + x_{k+1} S_{k+1}.
+ * No division, so zeros in x need no special case. */
+static int cumprod_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
+  int dim = (int)n->iarg[0], nd = g->ndim;
+  int64_t outer = 1, inner = 1, L = nd ? g->shape[dim] : 1;
+  for (int i = 0; i < nd; i++) {
+    if (i < dim) outer *= g->shape[i];
+    if (i > dim) inner *= g->shape[i];
+  }
+  size_t bytes = sizeof(double) * (size_t)(g->numel + 1);
+  double *v = malloc(bytes), *x = malloc(bytes);
+  gi[0] = NULL;
+  if (v && x && fc_to_doubles(g, v) == 0 && fc_to_doubles(n->saved[0], x) == 0) {
+    for (int64_t o = 0; o < outer; o++)
+      for (int64_t c = 0; c < inner; c++) {
+        double *gv = v + o * L * inner + c, *xv = x + o * L * inner + c;
+        double s = 0;
+        for (int64_t j = L - 1; j >= 0; j--) { /* S_j into gv[j] */
+          s = gv[j * inner] + (j + 1 < L ? xv[(j + 1) * inner] * s : 0);
+          gv[j * inner] = s;
+        }
+        double prefix = 1;
+        for (int64_t j = 0; j < L; j++) {
+          gv[j * inner] *= prefix;
+          prefix *= xv[j * inner];
+        }
+      }
+    gi[0] = fc_from_buffer(v, FC_FLOAT64, nd, g->shape, g->dtype, g->device);
+  } else if (!v || !x) {
+    fc_set_error("cumprod backward: out of memory");
+  }
+  free(v), free(x);
+  return gi[0] ? 0 : -1;
+}
+
 static fc_tensor *cumulative(const char *op, fc_tensor *t, int dim, bool product) {
   if (check_same_device(op, 1, (const fc_tensor *const[]){t}) < 0) return NULL;
-  if (product && is_float_dtype(t->dtype) && grad_needed(1, &t))
-    FAIL("cumprod: backward is not implemented yet; detach() the input");
   strips s;
   if (strips_of(op, t, dim, false, &s) < 0) return NULL;
   int dtype = is_float_dtype(t->dtype) ? t->dtype : FC_INT64; /* PyTorch: ints widen */
   fc_tensor *out = strips_empty(&s, s.L, dtype);
   if (out) DISPATCH(s.key, cumulate, &s, product, out);
-  if (out && !product && is_float_dtype(dtype) && grad_needed(1, &t)) {
-    fc_node *n = record(op, cumsum_backward, out, 1, &t);
+  if (out && is_float_dtype(dtype) && grad_needed(1, &t)) {
+    fc_node *n = record(op, product ? cumprod_backward : cumsum_backward, out, 1, &t);
     if (!n) {
       fc_release(out);
       out = NULL;
     } else {
       n->iarg[0] = s.dim;
+      if (product) node_save(n, t);
     }
   }
   strips_free(&s);

@@ -89,7 +89,9 @@ static double draw_one(const draw *d, uint64_t seed, uint64_t first, int64_t i) 
 static int fill_random(const char *op, fc_tensor *t, draw d) {
   if (check_same_device(op, 1, (const fc_tensor *const[]){t}) < 0) return -1;
   if (check_inplace(op, t) < 0) return -1;
-  fc_tensor *dst = fc_is_contiguous(t) ? fc_retain(t) : empty_dtype_like(t, t->dtype);
+  /* GPU tensors draw the same numbers on the host and copy them over */
+  fc_tensor *dst = fc_is_contiguous(t) && t->device.type == FC_CPU ? fc_retain(t)
+                 : fc_empty(t->ndim, t->shape, t->dtype, (fc_device){FC_CPU, 0});
   if (!dst) return -1;
   uint64_t seed, first = take_counters((uint64_t)(t->numel + 1) / 2, &seed);
   char *p = elem_ptr(dst);
@@ -148,6 +150,12 @@ fc_tensor *fc_randint(int64_t low, int64_t high, int ndim, const int64_t *shape,
 
 fc_tensor *fc_randperm(int64_t n, int dtype, fc_device dev) {
   if (n < 0) FAIL("randperm: n must be non-negative, got %lld", (long long)n);
+  if (dev.type != FC_CPU) { /* drawn on the host, like every random op */
+    fc_tensor *h = fc_randperm(n, dtype, (fc_device){FC_CPU, 0});
+    fc_tensor *t = h ? fc_to_device(h, dev) : NULL;
+    fc_release(h);
+    return t;
+  }
   fc_tensor *t = fc_arange(0, (double)n, 1, FC_INT64, dev);
   if (!t) return NULL;
   int64_t *v = (int64_t *)elem_ptr(t);

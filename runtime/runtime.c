@@ -1,5 +1,5 @@
 /* runtime.c — errors, threads, dtype facts and the checks every op shares. */
-#include "internal.h"
+#include "backend.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,16 +209,23 @@ int check_defined(const char *op, const fc_tensor *t, const char *what) {
   return 0;
 }
 
+static const char *device_str(fc_device d, char *buf, size_t n) {
+  if (d.type == FC_CPU) snprintf(buf, n, "cpu");
+  else snprintf(buf, n, "cuda:%d", d.index);
+  return buf;
+}
+
+/* On a cuda device the op must also have a CUDA kernel (backend.c knows). */
 int check_same_device(const char *op, int n, const fc_tensor *const *ts) {
   for (int i = 0; i < n; i++) {
     if (check_defined(op, ts[i], "tensor") < 0) return -1;
     const fc_device d = ts[i]->device;
-    if (d.type != FC_CPU)
-      FAIL_INT("%s: tensor on cuda:%d but the CUDA backend is not loaded", op, d.index);
+    if (d.type != FC_CPU && backend_check_device(op, d) < 0) return -1;
     if (d.type != ts[0]->device.type || d.index != ts[0]->device.index)
-      FAIL_INT("%s: tensors on different devices", op);
+      FAIL_INT("%s: tensors on different devices (%s and %s); move one with :to()", op,
+               device_str(ts[0]->device, (char[16]){0}, 16), device_str(d, (char[16]){0}, 16));
   }
-  return 0;
+  return n > 0 && ts[0]->device.type != FC_CPU ? backend_check_op(op) : 0;
 }
 
 int broadcast_shapes(const char *op, int na, const int64_t *sa, int nb, const int64_t *sb,

@@ -1,5 +1,5 @@
 /* tensor.c — tensor lifetime, creation and element access. */
-#include "internal.h"
+#include "backend.h"
 #include <stdlib.h>
 
 int64_t shape_numel(int ndim, const int64_t *shape) {
@@ -114,6 +114,14 @@ fc_tensor *fc_scalar(double value, int dtype, fc_device dev) {
   return fc_full(0, NULL, value, dtype, dev);
 }
 
+/* Creation that writes elements from the host: made on the CPU, then moved. */
+static const fc_device CPU0 = {FC_CPU, 0};
+static fc_tensor *moved_to(const char *op, fc_tensor *cpu, fc_device dev) {
+  fc_tensor *t = cpu && backend_check_device(op, dev) == 0 ? fc_to_device(cpu, dev) : NULL;
+  fc_release(cpu);
+  return t;
+}
+
 /* Element i is start + i*step, computed in double so float steps don't drift. */
 fc_tensor *fc_arange(double start, double end, double step, int dtype, fc_device dev) {
   if (step == 0) FAIL("arange: step must be non-zero");
@@ -121,6 +129,7 @@ fc_tensor *fc_arange(double start, double end, double step, int dtype, fc_device
     FAIL("arange: start, end and step must be finite");
   if ((end - start) / step < 0)
     FAIL("arange: step %g goes away from end (start %g, end %g)", step, start, end);
+  if (dev.type != FC_CPU) return moved_to("arange", fc_arange(start, end, step, dtype, CPU0), dev);
   int64_t n = (int64_t)ceil((end - start) / step);
   fc_tensor *t = fc_empty(1, &n, dtype, dev);
   if (!t) return NULL;
@@ -132,6 +141,7 @@ fc_tensor *fc_arange(double start, double end, double step, int dtype, fc_device
 
 fc_tensor *fc_linspace(double start, double end, int64_t steps, int dtype, fc_device dev) {
   if (steps < 0) FAIL("linspace: steps must be non-negative, got %lld", (long long)steps);
+  if (dev.type != FC_CPU) return moved_to("linspace", fc_linspace(start, end, steps, dtype, CPU0), dev);
   fc_tensor *t = fc_empty(1, &steps, dtype, dev);
   if (!t) return NULL;
   char *p = elem_ptr(t);
@@ -147,6 +157,7 @@ fc_tensor *fc_linspace(double start, double end, int64_t steps, int dtype, fc_de
 
 fc_tensor *fc_eye(int64_t n, int64_t m, int dtype, fc_device dev) {
   if (m < 0) m = n;
+  if (dev.type != FC_CPU) return moved_to("eye", fc_eye(n, m, dtype, CPU0), dev);
   int64_t shape[2] = {n, m};
   fc_tensor *t = fc_zeros(2, shape, dtype, dev);
   if (!t) return NULL;
@@ -159,6 +170,8 @@ fc_tensor *fc_eye(int64_t n, int64_t m, int dtype, fc_device dev) {
 fc_tensor *fc_from_buffer(const void *data, int src_dtype, int ndim, const int64_t *shape,
                           int dtype, fc_device dev) {
   if (!valid_dtype(src_dtype)) FAIL("from_buffer: invalid source dtype %d", src_dtype);
+  if (dev.type != FC_CPU)
+    return moved_to("from_buffer", fc_from_buffer(data, src_dtype, ndim, shape, dtype, CPU0), dev);
   fc_tensor *t = fc_empty(ndim, shape, dtype, dev);
   if (!t) return NULL;
   int ss = fc_dtype_size(src_dtype), ds = fc_dtype_size(dtype);
@@ -231,10 +244,23 @@ static int element_offset(const char *op, const fc_tensor *t, const int64_t *ind
   return 0;
 }
 
+/* One element of a GPU tensor as a 0-dim view, to read or write from the host. */
+static fc_tensor *element_view(const fc_tensor *t, int64_t off) {
+  return tensor_view_of((fc_tensor *)t, 0, NULL, NULL, off);
+}
+
 int fc_get(const fc_tensor *t, const int64_t *index, double *out) {
   int64_t off;
   if (check_defined("get", t, "tensor") < 0 || check_same_device("get", 1, &t) < 0) return -1;
   if (element_offset("get", t, index, &off) < 0) return -1;
+  if (t->device.type != FC_CPU) { /* one element crosses to the host */
+    fc_tensor *e = element_view(t, off), *h = e ? backend_host_copy(e) : NULL;
+    fc_release(e);
+    if (!h) return -1;
+    *out = load_as_double(elem_ptr(h), h->dtype);
+    fc_release(h);
+    return 0;
+  }
   *out = load_as_double((char *)t->storage->data + off * fc_dtype_size(t->dtype), t->dtype);
   return 0;
 }
@@ -245,6 +271,12 @@ int fc_set(fc_tensor *t, const int64_t *index, double value) {
   if (check_defined("set", t, "tensor") < 0 || check_same_device("set", 1, &c) < 0) return -1;
   if (check_inplace("set", t) < 0) return -1;
   if (element_offset("set", t, index, &off) < 0) return -1;
+  if (t->device.type != FC_CPU) {
+    fc_tensor *e = element_view(t, off);
+    int rc = e ? fc_fill_(e, value) : -1;
+    fc_release(e);
+    return rc;
+  }
   store_from_double((char *)t->storage->data + off * fc_dtype_size(t->dtype), t->dtype, value);
   bump_version(t);
   return 0;
@@ -263,6 +295,12 @@ int fc_to_doubles(const fc_tensor *t, double *out) {
   if (check_defined("to_doubles", t, "tensor") < 0 ||
       check_same_device("to_doubles", 1, &t) < 0)
     return -1;
+  if (t->device.type != FC_CPU) {
+    fc_tensor *h = backend_host_copy(t);
+    int rc = h ? fc_to_doubles(h, out) : -1;
+    fc_release(h);
+    return rc;
+  }
   int64_t idx[FC_MAX_DIMS] = {0};
   int es = fc_dtype_size(t->dtype);
   const char *base = t->storage ? t->storage->data : NULL;

@@ -7,7 +7,14 @@ local extensions = {
   'fastc.ext_math', 'fastc.ext_indexing', 'fastc.print',
   'fastc.ext_reduce', 'fastc.ext_index', 'fastc.ext_linalg', 'fastc.ext_autograd',
   'fastc.ext_io', 'fastc.ext_idx', 'fastc.ext_loss', 'fastc.functional', 'fastc.ext_conv', 'fastc.ext_norm',
-  'fastc.nn', 'fastc.optim',
+  'fastc.cuda',
+  'fastc.nn', 'fastc.optim', 'fastc.optimizer', 'fastc.metrics', 'fastc.losses', 'fastc.plot',
+  -- the training layer (Learner, callbacks, schedules)
+  'fastc.slice', 'fastc.schedule', 'fastc.tensor_data', 'fastc.callback.core', 'fastc.registry',
+  'fastc.optim_adapter', 'fastc.learner', 'fastc.callback.recorder', 'fastc.callback.progress',
+  'fastc.callback.schedule', 'fastc.callback.tracker', 'fastc.callback.training', 'fastc.callback.mixup',
+  'fastc.callback.hook', 'fastc.testing',
+  'fastc.ext_data', -- data layer and vision data (lua/fastc/data, lua/fastc/vision)
 }
 for _, name in ipairs(extensions) do
   if package.searchpath(name, package.path) then require(name)(fc, Tensor, H) end

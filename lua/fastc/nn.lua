@@ -84,12 +84,12 @@ return function(fc, Tensor, H)
   -- m(x) runs forward and then the forward hooks: hook(module, inputs, output)
   -- may return a replacement output.
   Module.__call = function(self, ...)
-    local out = self:forward(...)
+    local out, extra = self:forward(...) -- extra: e.g. a pool's indices
     for _, hook in ipairs(rawget(self, '_hooks')) do
       local r = hook(self, { ... }, out)
       if r ~= nil then out = r end
     end
-    return out
+    return out, extra
   end
 
   function Module:register_forward_hook(fn)
@@ -467,6 +467,11 @@ return function(fc, Tensor, H)
     return F.conv_transpose2d(x, self.weight, self.bias, { stride = self.stride, padding = self.padding,
       output_padding = self.output_padding, dilation = self.dilation, groups = self.groups })
   end
+  function ConvTranspose2d:extra_repr()
+    return fmt('%d, %d, kernel_size={%d,%d}, stride={%d,%d}, padding={%d,%d}, output_padding={%d,%d}',
+      self.in_channels, self.out_channels, self.kernel_size[1], self.kernel_size[2], self.stride[1],
+      self.stride[2], self.padding[1], self.padding[2], self.output_padding[1], self.output_padding[2])
+  end
 
   -- BatchNorm1d/2d: PyTorch's semantics. momentum = false (or setting
   -- bn.momentum = nil, PyTorch's None) makes the running stats a cumulative
@@ -588,19 +593,99 @@ return function(fc, Tensor, H)
       (self.padding_idx and ', padding_idx=' .. self.padding_idx or '')
   end
 
-  local function pool_class(name, fn)
-    local P = Module:extend(name)
-    function P:init(a, opts)
-      Module.init(self)
-      self.a, self.opts = a, opts
-    end
-    function P:forward(x) return fn(x, self.a, self.opts) end
-    nn[name] = P
+  -- ---- pooling: PyTorch's option sets, kernels in runtime/ops_pool.c ----------
+  -- Sizes print as PyTorch's do: 2 or {2,3}.
+  local function size_repr(v)
+    if type(v) ~= 'table' then return tostring(v) end
+    return '{' .. tostring(v[1]) .. ',' .. tostring(v[2]) .. '}'
   end
-  pool_class('MaxPool2d', function(x, k, o) return F.max_pool2d(x, k, o) end)
-  pool_class('AvgPool2d', function(x, k, o) return F.avg_pool2d(x, k, o) end)
-  pool_class('AdaptiveAvgPool2d', function(x, s) return F.adaptive_avg_pool2d(x, s) end)
-  pool_class('AdaptiveMaxPool2d', function(x, s) return F.adaptive_max_pool2d(x, s) end)
+  local function check_size(v, what, name)
+    if type(v) ~= 'number' and type(v) ~= 'table' then
+      raise(fmt('%s: %s must be a number or an {h, w} pair, got %s', name, what, tostring(v)))
+    end
+  end
+
+  -- MaxPool2d(kernel_size, {stride = kernel_size, padding = 0, dilation = 1,
+  --   return_indices = false, ceil_mode = false}); with return_indices the
+  -- module returns values, indices (1-based).
+  local MaxPool2d = Module:extend('MaxPool2d')
+  nn.MaxPool2d = MaxPool2d
+  function MaxPool2d:init(kernel_size, opts)
+    Module.init(self)
+    opts = opts or {}
+    check_size(kernel_size, 'kernel_size', 'MaxPool2d')
+    self.kernel_size, self.stride = kernel_size, opts.stride or kernel_size
+    self.padding, self.dilation = opts.padding or 0, opts.dilation or 1
+    self.return_indices, self.ceil_mode = opts.return_indices or false, opts.ceil_mode or false
+  end
+  function MaxPool2d:forward(x)
+    return F.max_pool2d(x, self.kernel_size, { stride = self.stride, padding = self.padding,
+      dilation = self.dilation, ceil_mode = self.ceil_mode, return_indices = self.return_indices })
+  end
+  function MaxPool2d:extra_repr()
+    return fmt('kernel_size=%s, stride=%s, padding=%s, dilation=%s, ceil_mode=%s', size_repr(self.kernel_size),
+      size_repr(self.stride), size_repr(self.padding), size_repr(self.dilation), tostring(self.ceil_mode))
+  end
+
+  -- AvgPool2d(kernel_size, {stride = kernel_size, padding = 0, ceil_mode = false,
+  --   count_include_pad = true})
+  local AvgPool2d = Module:extend('AvgPool2d')
+  nn.AvgPool2d = AvgPool2d
+  function AvgPool2d:init(kernel_size, opts)
+    Module.init(self)
+    opts = opts or {}
+    check_size(kernel_size, 'kernel_size', 'AvgPool2d')
+    self.kernel_size, self.stride = kernel_size, opts.stride or kernel_size
+    self.padding, self.ceil_mode = opts.padding or 0, opts.ceil_mode or false
+    self.count_include_pad = opts.count_include_pad ~= false
+  end
+  function AvgPool2d:forward(x)
+    return F.avg_pool2d(x, self.kernel_size, { stride = self.stride, padding = self.padding,
+      ceil_mode = self.ceil_mode, count_include_pad = self.count_include_pad })
+  end
+  function AvgPool2d:extra_repr()
+    return fmt('kernel_size=%s, stride=%s, padding=%s', size_repr(self.kernel_size), size_repr(self.stride),
+      size_repr(self.padding))
+  end
+
+  -- AdaptiveAvgPool2d(output_size) and AdaptiveMaxPool2d(output_size,
+  -- {return_indices = false}): a number or {h, w}; a nil entry keeps that
+  -- input size.
+  local AdaptiveAvgPool2d = Module:extend('AdaptiveAvgPool2d')
+  nn.AdaptiveAvgPool2d = AdaptiveAvgPool2d
+  function AdaptiveAvgPool2d:init(output_size)
+    Module.init(self)
+    check_size(output_size, 'output_size', 'AdaptiveAvgPool2d')
+    self.output_size = output_size
+  end
+  function AdaptiveAvgPool2d:forward(x) return F.adaptive_avg_pool2d(x, self.output_size) end
+  function AdaptiveAvgPool2d:extra_repr() return 'output_size=' .. size_repr(self.output_size) end
+
+  local AdaptiveMaxPool2d = Module:extend('AdaptiveMaxPool2d')
+  nn.AdaptiveMaxPool2d = AdaptiveMaxPool2d
+  function AdaptiveMaxPool2d:init(output_size, opts)
+    Module.init(self)
+    check_size(output_size, 'output_size', 'AdaptiveMaxPool2d')
+    self.output_size, self.return_indices = output_size, (opts and opts.return_indices) or false
+  end
+  function AdaptiveMaxPool2d:forward(x)
+    return F.adaptive_max_pool2d(x, self.output_size, { return_indices = self.return_indices })
+  end
+  function AdaptiveMaxPool2d:extra_repr() return 'output_size=' .. size_repr(self.output_size) end
+
+  -- fastai's AdaptiveConcatPool2d(size = 1): adaptive max and average pools
+  -- side by side along the channels (max first), so 2*C channels out.
+  local AdaptiveConcatPool2d = Module:extend('AdaptiveConcatPool2d')
+  nn.AdaptiveConcatPool2d = AdaptiveConcatPool2d
+  function AdaptiveConcatPool2d:init(size)
+    Module.init(self)
+    self.size = size or 1
+    self.ap = AdaptiveAvgPool2d(self.size)
+    self.mp = AdaptiveMaxPool2d(self.size)
+  end
+  function AdaptiveConcatPool2d:forward(x)
+    return fc.cat({ self.mp(x), self.ap(x) }, x:dim() - 2)
+  end
 
   return nn
 end

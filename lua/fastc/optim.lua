@@ -1,7 +1,9 @@
--- lua/fastc/optim.lua — fc.optim.SGD, Adam, AdamW: torch.optim's update
--- rules, one fused C call per parameter (runtime/optim.c).
+-- lua/fastc/optim.lua — fc.optim.torch.SGD, Adam, AdamW: torch.optim's
+-- update rules, names and defaults, one fused C call per parameter
+-- (runtime/optim.c). fc.optim itself is fastai's optimizer (optimizer.lua);
+-- this namespace is for code ported from PyTorch and for comparisons with it.
 --
---   local opt = fc.optim.Adam(model:parameters(), {lr = 1e-3})
+--   local opt = fc.optim.torch.Adam(model:parameters(), {lr = 1e-3})
 --   loss:backward(); opt:step(); opt:zero_grad()
 --
 -- Parameter groups: pass a list of {params = {...}, lr = ...} tables; a
@@ -9,7 +11,8 @@
 return function(fc, Tensor, H)
   local C, check, raise, fmt = H.C, H.check, H.raise, string.format
   local optim = {}
-  fc.optim = optim
+  fc.optim = fc.optim or {}
+  fc.optim.torch = optim
 
   local Optimizer = fc.class('Optimizer')
   optim.Optimizer = Optimizer

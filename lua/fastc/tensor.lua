@@ -333,11 +333,16 @@ end
 function Tensor.uniform_(t, low, high) check(C.fc_uniform_(t.p, low or 0, high or 1)); return t end
 function Tensor.normal_(t, mean, std) check(C.fc_normal_(t.p, mean or 0, std or 1)); return t end
 function Tensor.bernoulli_(t, p) check(C.fc_bernoulli_(t.p, p or 0.5)); return t end
-function fc.rand_like(t) return fc.rand(t:size(), { dtype = t.dtype }) end
-function fc.randn_like(t) return fc.randn(t:size(), { dtype = t.dtype }) end
-function fc.zeros_like(t, opts) return fc.zeros(t:size(), { dtype = (opts or {}).dtype or t.dtype }) end
-function fc.ones_like(t, opts) return fc.ones(t:size(), { dtype = (opts or {}).dtype or t.dtype }) end
-function fc.full_like(t, v, opts) return fc.full(t:size(), v, { dtype = (opts or {}).dtype or t.dtype }) end
+-- *_like: the shape, dtype and device of t unless opts say otherwise.
+local function like(t, opts)
+  opts = opts or {}
+  return { dtype = opts.dtype or t.dtype, device = opts.device or t.device }
+end
+function fc.rand_like(t, opts) return fc.rand(t:size(), like(t, opts)) end
+function fc.randn_like(t, opts) return fc.randn(t:size(), like(t, opts)) end
+function fc.zeros_like(t, opts) return fc.zeros(t:size(), like(t, opts)) end
+function fc.ones_like(t, opts) return fc.ones(t:size(), like(t, opts)) end
+function fc.full_like(t, v, opts) return fc.full(t:size(), v, like(t, opts)) end
 function fc.empty_like(t) return wrap(C.fc_empty_like(t.p)) end
 
 function fc.manual_seed(seed) C.fc_manual_seed(seed) end

@@ -1,6 +1,7 @@
 /* test_reduce.c — reductions and ops along a dim against naive float64
  * loops and hand-worked values, strided inputs, errors, and gradchecks. */
 #include "harness.h"
+#include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
@@ -781,11 +782,49 @@ TEST(gradients) {
     gradcheck1(cases[i].name, cases[i].f, x);
     fc_release(x);
   }
-  fc_tensor *x = fc_randn(2, SHP(2, 3), FC_FLOAT64, CPU);
-  fc_set_requires_grad(x, 1);
-  CHECK_ERR(fc_prod(x, 0, NULL, 0), "prod: backward is not implemented yet");
-  CHECK_ERR(fc_cumprod(x, 0), "cumprod: backward is not implemented yet");
-  fc_release(x);
+}
+
+static fc_tensor *f_prod_all(fc_tensor *x) { return fc_prod(x, 0, NULL, 0); }
+static fc_tensor *f_prod_1(fc_tensor *x) { return fc_prod(x, 1, DIMS(1), 0); }
+static fc_tensor *f_prod_02k(fc_tensor *x) { return fc_prod(x, 2, DIMS(0, 2), 1); }
+static fc_tensor *f_cumprod_1(fc_tensor *x) { return fc_cumprod(x, 1); }
+static fc_tensor *f_cumprod_0(fc_tensor *x) { return fc_cumprod(x, 0); }
+
+/* Products are multilinear, so central differences are exact even at zeros:
+ * groups with no, one and two zeros check each branch of the backward. */
+TEST(product_gradients_with_zeros) {
+  fc_manual_seed(22);
+  fn1 fs[] = {f_prod_all, f_prod_1, f_prod_02k, f_cumprod_1, f_cumprod_0};
+  const char *names[] = {"prod all", "prod dim", "prod dims keepdim", "cumprod 1", "cumprod 0"};
+  for (int i = 0; i < 5; i++) {
+    fc_tensor *x = fc_randn(3, SHP(3, 4, 2), FC_FLOAT64, CPU);
+    gradcheck1(names[i], fs[i], x);
+    fc_release(x);
+  }
+  /* row 0: no zero; row 1: one zero; row 2: two zeros */
+  fc_tensor *z = MK(FC_FLOAT64, S(3, 4), 1.5, -2, 0.5, 3, 2, 0, -1, 0.25, 0, 4, 0, -3);
+  for (int i = 1; i < 5; i++) if (i != 2) gradcheck1(names[i], fs[i], z);
+  /* by hand: d prod(row) for [2, 0, -1, 0.25] is [0, -0.5, 0, 0] */
+  fc_set_requires_grad(z, 1);
+  fc_tensor *p = fc_prod(z, 1, DIMS(1), 0), *l = fc_sum(p, 0, NULL, 0);
+  CHECK(fc_backward(l, NULL, 0) == 0);
+  EXPECT(fc_get_grad(z), FC_FLOAT64, S(3, 4), 1e-12, -3, 2.25, -9, -1.5, 0, -0.5, 0, 0,
+         0, 0, 0, 0);
+  fc_release(p), fc_release(l), fc_release(z);
+  /* float32 agrees with float64 */
+  fc_tensor *y = fc_rand(2, SHP(5, 6), FC_FLOAT32, CPU), *y64 = fc_to_dtype(y, FC_FLOAT64);
+  fc_set_requires_grad(y, 1);
+  fc_tensor *c = fc_cumprod(y, 1), *s = fc_sum(c, 0, NULL, 0);
+  CHECK(fc_backward(s, NULL, 0) == 0);
+  fc_set_requires_grad(y64, 1);
+  fc_tensor *c64 = fc_cumprod(y64, 1), *s64 = fc_sum(c64, 0, NULL, 0);
+  CHECK(fc_backward(s64, NULL, 0) == 0);
+  double a[30], b[30];
+  fc_tensor *gy = fc_get_grad(y), *gy64 = fc_get_grad(y64);
+  fc_to_doubles(gy, a), fc_to_doubles(gy64, b);
+  fc_release(gy), fc_release(gy64);
+  for (int i = 0; i < 30; i++) CHECK(fabs(a[i] - b[i]) < 1e-5 * (1 + fabs(b[i])));
+  fc_release(y), fc_release(c), fc_release(s), fc_release(y64), fc_release(c64), fc_release(s64);
 }
 
 int main(void) {
@@ -798,6 +837,7 @@ int main(void) {
   RUN(var_std_norm_logsumexp);
   RUN(max_min_arg);
   RUN(cumulative);
+  RUN(product_gradients_with_zeros);
   RUN(sort_and_topk);
   RUN(every_op_layout_and_dims_float64);
   RUN(every_op_layout_and_dims_float32);
