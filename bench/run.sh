@@ -44,6 +44,14 @@ out=bench/RESULTS.md.tmp
     echo
     build/fastlua bench/memory_curve.lua mlp 20000 2000
   fi
+  echo
+  echo "## (h) batch_norm forward + backward (fused C kernels)"
+  echo
+  echo "Times are medians; \`1 cpu\` counts the CPU time one thread used, steadier on a shared machine."
+  echo
+  build/fastlua bench/norm.lua 2
+  echo
+  build/fastlua bench/norm.lua 1 cpu
 } > $out
 mv $out bench/RESULTS.md
 cat bench/RESULTS.md
