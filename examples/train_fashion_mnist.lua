@@ -42,19 +42,15 @@ local xtest, ytest = load('t10k')
 local mean, std = xtrain:mean(), xtrain:std()
 xtrain, xtest = (xtrain - mean) / std, (xtest - mean) / std
 
-local loss_func = fc.CrossEntropyLossFlat and fc.CrossEntropyLossFlat() or fc.F.cross_entropy
-local accuracy = fc.metrics and fc.metrics.accuracy or fc.accuracy or function(pred, y)
-  return pred:argmax(2):eq(y):float():mean()
-end
 
 local dls = fc.DataLoaders(fc.TensorDataLoader(xtrain, ytrain, { bs = bs, shuffle = true, c = 10, vocab = CLASSES }),
   fc.TensorDataLoader(xtest, ytest, { bs = 1000 }))
-local learn = fc.Learner(dls, cnn(10), { loss_func = loss_func, metrics = { accuracy } })
+local learn = fc.Learner(dls, cnn(10), { loss_func = fc.CrossEntropyLossFlat(), metrics = { fc.accuracy } })
 
 local t0 = fc.train_util.now()
 learn:fit_one_cycle(epochs, lr)
 local seconds = fc.train_util.now() - t0
 
 local preds, targs = learn:get_preds()
-local acc = preds:argmax(2):eq(targs):float():mean():item()
+local acc = fc.accuracy(preds, targs):item()
 print(string.format('test accuracy %.2f%% after %d epochs (%.1f s training)', acc * 100, epochs, seconds))

@@ -10,8 +10,8 @@ local extensions = {
   'fastc.cuda',
   'fastc.nn', 'fastc.optim', 'fastc.optimizer', 'fastc.metrics', 'fastc.losses', 'fastc.plot',
   -- the training layer (Learner, callbacks, schedules)
-  'fastc.slice', 'fastc.schedule', 'fastc.tensor_data', 'fastc.callback.core', 'fastc.registry',
-  'fastc.optim_adapter', 'fastc.learner', 'fastc.callback.recorder', 'fastc.callback.progress',
+  'fastc.schedule', 'fastc.tensor_data', 'fastc.callback.core', 'fastc.registry',
+  'fastc.learner', 'fastc.callback.recorder', 'fastc.callback.progress',
   'fastc.callback.schedule', 'fastc.callback.tracker', 'fastc.callback.training', 'fastc.callback.mixup',
   'fastc.callback.hook', 'fastc.testing',
   'fastc.ext_data', -- data layer and vision data (lua/fastc/data, lua/fastc/vision)

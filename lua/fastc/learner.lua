@@ -390,12 +390,7 @@ return function(fc, Tensor, H)
   end
 
   function Learner:create_opt()
-    local params = self.splitter(self.model)
-    if U.torch_style and U.torch_style(self.opt_func) then
-      self.opt = fc.OptimizerAdapter(self.opt_func, params, self.lr)
-    else
-      self.opt = self.opt_func(params, self.lr)
-    end
+    self.opt = self.opt_func(self.splitter(self.model), self.lr)
     local state = self.opt.state
     if type(state) == 'table' then
       local function mark(p, k, v)

@@ -80,6 +80,27 @@ return function(fc, Tensor, H)
     end
   end
 
+  -- Loss objects (fc.losses classes) remember the arguments they were made
+  -- with, so an exported Learner can name its loss: 'losses.CrossEntropyLossFlat'.
+  local class_names = {}
+  for name, cls in pairs(fc.losses or {}) do
+    if type(cls) == 'table' and rawget(cls, '__index') and rawget(cls, '__name') then
+      class_names[cls] = 'losses.' .. name
+      constructors['losses.' .. name] = cls
+    end
+  end
+  for cls in pairs(class_names) do
+    local init = rawget(cls, 'init')
+    if init then
+      rawset(cls, 'init', function(self, ...)
+        if rawget(self, TAG) == nil then -- the outermost init: the class actually built
+          rawset(self, TAG, { name = class_names[getmetatable(self)], args = { ... }, n = select('#', ...) })
+        end
+        return init(self, ...)
+      end)
+    end
+  end
+
   -- ---- nested tables <-> safetensors names and metadata --------------------
 
   -- Keys become path segments: strings as is, numbers as '#n'.

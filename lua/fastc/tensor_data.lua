@@ -1,16 +1,16 @@
--- lua/fastc/tensor_data.lua — data for the Learner until the data layer
--- lands: batches drawn from tensors already in memory.
+-- lua/fastc/tensor_data.lua — fc.TensorDataLoader: batches drawn from
+-- tensors already in memory, for fc.DataLoaders (lua/fastc/data) and the
+-- Learner.
 --
 --   local train = fc.TensorDataLoader(x, y, {bs = 64, shuffle = true})
 --   local valid = fc.TensorDataLoader(xv, yv, {bs = 128})
 --   local dls = fc.DataLoaders(train, valid, {loss_func = fc.F.cross_entropy, c = 10, vocab = names})
 --   (loss_func, c, vocab and n_inp may also be options of the training loader,
---   where the data layer's DataLoaders look for them)
+--   where DataLoaders looks for them)
 --   for xb, yb in dls.train:iter() do ... end
 --
--- fastai's interface: dls.train, dls.valid (also dls[1], dls[2]),
--- dls.train_ds, dls.valid_ds, dls.loss_func, dls.c, dls.vocab, dl:one_batch(),
--- dl:len() (batches), dl.dataset:len() (items).
+-- fastai's loader interface: dl:iter(), dl:one_batch(), dl:new{...},
+-- dl:len() (batches), dl.dataset:len() (items), dl.dataset:tensors().
 return function(fc, Tensor, H)
   local class, fmt = fc.class, string.format
 
@@ -129,42 +129,5 @@ return function(fc, Tensor, H)
   function TensorDataLoader:one_batch()
     local it = self:new({ shuffle = false }):iter()
     return it()
-  end
-
-  local DataLoaders = class('DataLoaders')
-  fc.DataLoaders = DataLoaders
-  local DLS_OPTS = { loss_func = true, c = true, vocab = true, n_inp = true, path = true }
-
-  function DataLoaders:init(train, valid, opts)
-    opts = opts or {}
-    for k in pairs(opts) do
-      if not DLS_OPTS[k] then error(fmt('DataLoaders: unknown option %q', tostring(k)), 3) end
-    end
-    self.loaders = { train, valid }
-    self[1], self[2] = train, valid
-    self.train, self.valid = train, valid
-    self.train_ds = train and train.dataset
-    self.valid_ds = valid and valid.dataset
-    local first = train or {}
-    self.loss_func, self.c = opts.loss_func or first.loss_func, opts.c or first.c
-    self.vocab, self.n_inp, self.path = opts.vocab or first.vocab, opts.n_inp or first.n_inp, opts.path
-  end
-  function DataLoaders:len() return #self.loaders end
-  function DataLoaders:one_batch() return self.train:one_batch() end
-
-  -- A loader over new items (a list of tensors, one per item, or a tensor
-  -- of stacked items) batched like the validation set.
-  function DataLoaders:test_dl(items, opts)
-    local x = H.is_tensor(items) and items or fc.stack(items, 1)
-    local bs = (self.valid or self.train or {}).bs or 64
-    local o = { bs = bs }
-    for k, v in pairs(opts or {}) do o[k] = v end
-    return TensorDataLoader(x, o)
-  end
-
-  -- What export keeps of the data: no items, only what decoding needs.
-  function DataLoaders:new_empty()
-    return DataLoaders(nil, nil, { loss_func = self.loss_func, c = self.c, vocab = self.vocab, n_inp = self.n_inp,
-      path = self.path })
   end
 end

@@ -37,10 +37,7 @@ return function(fc, Tensor, H)
   fc.register_value('testing.mse_flat', mse_flat)
 
   -- fastai's SGD with momentum 0.9.
-  local function sgd_mom(params, lr)
-    if fc.train_util.torch_style(fc.optim.SGD) then return fc.OptimizerAdapter(fc.optim.SGD, params, lr, { mom = 0.9 }) end
-    return fc.optim.SGD(params, lr, { mom = 0.9 })
-  end
+  local function sgd_mom(params, lr) return fc.optim.SGD(params, lr, { mom = 0.9 }) end
   T.sgd_mom = sgd_mom
   fc.register_value('testing.sgd_mom', sgd_mom)
 

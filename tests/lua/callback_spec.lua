@@ -450,4 +450,51 @@ describe('built-in callbacks', function()
     learn:fit(1, nil, { cbs = { fc.ShortEpochCallback(0.3) } })
     assert.are.equal(3, #learn.recorder.losses)
   end)
+
+  it('ParamScheduler sets any hyper-parameter from pct_train', function()
+    local learn = learner({ n_train = 4 })
+    local seen = {}
+    local probe = fc.Callback({ name = 'probe', order = 61, before_batch = function(self)
+      if self.learn.training then seen[#seen + 1] = self.learn.opt.hypers[1].wd end
+    end })
+    learn:fit(2, nil, { cbs = { fc.ParamScheduler({ wd = fc.SchedLin(0, 0.8) }), probe } })
+    for i, want in ipairs({ 0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7 }) do assert(math.abs(seen[i] - want) < 1e-12) end
+    assert.are.equal(8, #seen)
+    assert.are.same(seen, learn.recorder.hps.wd)
+    assert.has_error(function() fc.ParamScheduler(0.1) end)
+  end)
+
+  it('ActivationStats histogram matches torch.histc(40, 0, 10)', function()
+    local r = fc.ActivationStats.hook({ with_hist = true }, nil, nil,
+      fc.tensor({ -1, 0, 0.1, 0.3, 2.6, 9.99, 10, 12 }, { dtype = 'float32' }))
+    local h = r.hist:totable()
+    assert.are.equal(40, #h)
+    assert.are.same({ 2, 1, 1, 2 }, { h[1], h[2], h[11], h[40] })
+    assert.are.equal(6, r.hist:sum():item())
+  end)
+
+  it('Hook, Hooks and hook_output keep what the hook returns', function()
+    local nn = fc.nn
+    local model = nn.Sequential({ nn.Linear(2, 3), nn.ReLU() })
+    local h = fc.hook_output(model[1])
+    local hs = fc.Hooks(fc.flatten_model(model), function(m, _, o) return m:class_name() .. o:size(2) end)
+    local x = fc.randn(4, 2):requires_grad_()
+    local y = model(x)
+    assert.are.same({ 4, 3 }, h.stored:size())
+    assert.is_false(h.stored.requires_grad)
+    assert.are.same({ 'Linear3', 'ReLU3' }, hs:stored())
+    assert.are.equal(2, hs:len())
+    h:remove()
+    hs:remove()
+    h:remove() -- twice is fine
+    model(x)
+    assert.is_nil(model[1]._hooks[1])
+    assert.is_not_nil(y)
+  end)
+
+  it('the learner refuses unknown events', function()
+    local learn = learner()
+    assert.has_error(function() learn:_call('before_everything') end)
+  end)
 end)
+

@@ -51,16 +51,6 @@ describe('annealers', function()
   end)
 end)
 
-describe('fc.slice', function()
-  it('spreads geometrically or gives the others a tenth', function()
-    local v = fc.slice_values(fc.slice(1e-4, 1e-2), 3)
-    assert_close(1e-4, v[1]); assert_close(1e-3, v[2]); assert_close(1e-2, v[3])
-    assert.are.same({ 1e-4, 1e-4, 1e-3 }, fc.slice_values(fc.slice(1e-3), 3))
-    assert.are.same({ 0.1, 0.1 }, fc.slice_values(0.1, 2))
-    assert.has_error(function() fc.slice_values({ 1, 2 }, 3) end)
-  end)
-end)
-
 -- Learner with 10 training batches per epoch.
 local function learner()
   fc.manual_seed(1)

@@ -106,6 +106,7 @@ return function(fc, Tensor, H)
   function ActivationStats:before_fit()
     HookCallback.before_fit(self)
     self.stats = {}
+    self.plot_dir = self.learn.path -- plots are often drawn after fit removed the callback
   end
   function ActivationStats:hook(_, _, o)
     o = o:to('float32')
@@ -139,7 +140,7 @@ return function(fc, Tensor, H)
   function ActivationStats:plot_layer_stats(idx, opts)
     opts = opts or {}
     local stats = self:layer_stats(idx)
-    local base = opts.path or U.join(self.learn.path, fmt('activation_stats_%d', idx))
+    local base = opts.path or U.join(self.plot_dir or '.', fmt('activation_stats_%d', idx))
     local paths = {}
     for i, title in ipairs({ 'mean', 'std', 'near_zero' }) do
       local xs = {}

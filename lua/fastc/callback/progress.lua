@@ -118,12 +118,12 @@ return function(fc, Tensor, H)
   local ShowGraphCallback = Callback:extend('ShowGraphCallback')
   fc.ShowGraphCallback = ShowGraphCallback
   ShowGraphCallback.order, ShowGraphCallback.run_valid = 65, false
-  function ShowGraphCallback:init(opts) self.path = (opts or {}).path end
+  function ShowGraphCallback:init(opts) self.graph_path = (opts or {}).path end
   function ShowGraphCallback:before_fit()
     self.run = not self.learn.lr_finder and not self.learn.gather_preds
     if not self.run then return end
     self.nb_batches = {}
-    self.file = self.path or U.join(self.learn.path, 'show_graph.png')
+    self.file = self.graph_path or U.join(self.learn.path, 'show_graph.png')
   end
   function ShowGraphCallback:after_train() self.nb_batches[#self.nb_batches + 1] = self.learn.train_iter end
   function ShowGraphCallback:after_epoch()

@@ -2,65 +2,21 @@
 -- smoothed training loss and lr per batch, the loss and metrics per epoch,
 -- and the epoch log handed to learn.logger; plot_loss / plot_lr.
 --
--- Metrics follow fastai's protocol: reset(), accumulate(learn), value and
--- name (fields or methods). A plain function f(pred, y) becomes an
--- average over items (AvgMetric).
+-- Metrics follow fastai's protocol (fc.metrics): reset(), accumulate(learn),
+-- value and name. A plain function f(pred, y) becomes an average over items
+-- (AvgMetric).
 return function(fc, Tensor, H)
   local class, fmt = fc.class, string.format
   local U = fc.train_util
 
-  -- fastai's AvgMetric / AvgLoss / AvgSmoothLoss: used unless fc.metrics
-  -- provides them.
-  local function metric_classes()
-    local M = fc.metrics or {}
-    return M.AvgMetric or fc.AvgMetric, M.AvgLoss or fc.AvgLoss, M.AvgSmoothLoss or fc.AvgSmoothLoss
-  end
-
-  local AvgMetric = class('AvgMetric')
-  function AvgMetric:init(func, name)
-    self.func, self.metric_name = func, name
-  end
-  function AvgMetric:reset() self.total, self.count = 0, 0 end
-  function AvgMetric:accumulate(learn)
-    local bs = U.find_bs(learn.yb)
-    self.total = self.total + U.to_number(self.func(learn.pred, unpack(learn.yb))) * bs
-    self.count = self.count + bs
-  end
-  function AvgMetric:value() return self.count ~= 0 and self.total / self.count or nil end
-  function AvgMetric:name()
-    if self.metric_name then return self.metric_name end
-    local name = fc.recipe_of and fc.recipe_of(self.func)
-    return name and name.value or 'metric'
-  end
-
-  local AvgLoss = class('AvgLoss')
-  function AvgLoss:reset() self.total, self.count = 0, 0 end
-  function AvgLoss:accumulate(learn)
-    local bs = U.find_bs(learn.yb)
-    self.total = self.total + learn.loss:mean():item() * bs
-    self.count = self.count + bs
-  end
-  function AvgLoss:value() return self.count ~= 0 and self.total / self.count or nil end
-  function AvgLoss:name() return 'loss' end
-
-  local AvgSmoothLoss = class('AvgSmoothLoss')
-  function AvgSmoothLoss:init(beta) self.beta = beta or 0.98 end
-  function AvgSmoothLoss:reset() self.count, self.val = 0, 0 end
-  function AvgSmoothLoss:accumulate(learn)
-    self.count = self.count + 1
-    local loss = learn.loss:mean():item()
-    self.val = loss + self.beta * (self.val - loss) -- lerp(loss, val, beta)
-  end
-  function AvgSmoothLoss:value() return self.val / (1 - self.beta ^ self.count) end
-  function AvgSmoothLoss:name() return 'smooth_loss' end
+  local M = fc.metrics
 
   -- A metric from a function, a Metric instance or a Metric class.
   function U.mk_metric(m)
     if U.is_class(m) then m = m() end
     if type(m) == 'table' and m.accumulate then return m end
     if type(m) == 'function' or (type(m) == 'table' and getmetatable(m) and getmetatable(m).__call) then
-      local Avg = metric_classes() or AvgMetric
-      return Avg(m)
+      return M.mk_metric(m)
     end
     error(fmt('metrics: expected a function or a Metric, got %s', type(m)), 3)
   end
@@ -75,9 +31,8 @@ return function(fc, Tensor, H)
     opts = opts or {}
     self.add_time = opts.add_time ~= false
     self.train_metrics, self.valid_metrics = opts.train_metrics or false, opts.valid_metrics ~= false
-    local _, Loss, Smooth = metric_classes()
-    self.loss_metric = (Loss or AvgLoss)()
-    self.smooth_loss_metric = (Smooth or AvgSmoothLoss)(opts.beta or 0.98)
+    self.loss_metric = M.AvgLoss()
+    self.smooth_loss_metric = M.AvgSmoothLoss(opts.beta or 0.98)
   end
 
   function Recorder:before_fit()
@@ -164,6 +119,7 @@ return function(fc, Tensor, H)
 
   local function plot(opts)
     if not (fc.plot and fc.plot.lines) then error('plotting needs fc.plot.lines, which this build lacks', 3) end
+    if opts.path then U.mkdir_p(opts.path:match('^(.*)/[^/]*$') or '.') end
     local path = fc.plot.lines(opts)
     return path
   end
