@@ -8,15 +8,6 @@
  * targets that count. Class-probability targets have no CUDA kernel yet. */
 #include "backend.h"
 
-/* A contiguous copy in `dtype` (or t itself), outside autograd. */
-static fc_tensor *dense(fc_tensor *t, int dtype) {
-  int previous = grad_mode_push(false);
-  fc_tensor *c = fc_to_dtype(t, dtype), *d = c ? fc_contiguous(c) : NULL;
-  grad_mode_pop(previous);
-  fc_release(c);
-  return d;
-}
-
 /* A one-element device tensor's value on the host (a sync); -1 on error. */
 static int scalar_of(fc_tensor *t, double *v) { return t ? fc_item(t, v) : -1; }
 
@@ -114,8 +105,8 @@ fc_tensor *cuda_cross_entropy(fc_tensor *logits, fc_tensor *target, fc_tensor *w
   for (int d = 0; d < nr; d++) rshape[d] = logits->shape[d == 0 ? 0 : d + 1];
 
   int previous = grad_mode_push(false);
-  fc_tensor *x = dense(logits, a.dtype), *tgt = x ? dense(target, FC_INT64) : NULL;
-  fc_tensor *w = tgt && weight ? dense(weight, a.dtype) : NULL;
+  fc_tensor *x = dense_in(logits, a.dtype), *tgt = x ? dense_in(target, FC_INT64) : NULL;
+  fc_tensor *w = tgt && weight ? dense_in(weight, a.dtype) : NULL;
   fc_tensor *lse = fc_empty(1, &rows, a.dtype, logits->device);
   fc_tensor *loss = fc_empty(nr, rshape, a.dtype, logits->device);
   fc_tensor *rw = fc_empty(1, &rows, a.dtype, logits->device);
@@ -157,7 +148,7 @@ fc_tensor *cuda_cross_entropy(fc_tensor *logits, fc_tensor *target, fc_tensor *w
 static int xent_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
   fc_tensor *x = n->saved[0], *tgt = n->saved[1], *lse = n->saved[2], *w = n->saved[3];
   int reduction = (int)n->iarg[0];
-  fc_tensor *gd = dense(g, x->dtype);
+  fc_tensor *gd = dense_in(g, x->dtype);
   fc_tensor *gx = gd ? fc_empty(x->ndim, x->shape, x->dtype, x->device) : NULL;
   if (gx && x->numel > 0) {
     bk_xent k = {.dtype = x->dtype, .N = n->iarg[3], .C = n->iarg[4], .S = n->iarg[5],

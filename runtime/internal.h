@@ -122,6 +122,14 @@ fc_tensor *sum_to_shape(fc_tensor *grad, int ndim, const int64_t *shape);
 int grad_mode_push(bool enabled);
 void grad_mode_pop(int previous);
 
+/* ---- kernel operands ------------------------------------------------------ */
+/* The float dtype a kernel computes in: float64 stays, the rest (halves,
+ * float32) use float32. */
+static inline int kernel_dtype(int dtype) { return dtype == FC_FLOAT64 ? FC_FLOAT64 : FC_FLOAT32; }
+/* t as a contiguous tensor of `dtype` (t itself, retained, when it already
+ * is one), made outside autograd: what kernels read and backward saves. */
+fc_tensor *dense_in(fc_tensor *t, int dtype);
+
 /* ---- threads ------------------------------------------------------------ */
 /* Below this many elements a loop runs on one thread: spawning costs more. */
 enum { PARALLEL_GRAIN = 32768 };

@@ -77,20 +77,10 @@ static inline bool mask_bit(const uint8_t *mask, int64_t i) { return (mask[i >> 
 DROPOUT_KERNELS(float, f32)
 DROPOUT_KERNELS(double, f64)
 
-static int compute_dtype(int dtype) { return dtype == FC_FLOAT64 ? FC_FLOAT64 : FC_FLOAT32; }
-
-static fc_tensor *dense(fc_tensor *t, int dtype) {
-  int previous = grad_mode_push(false);
-  fc_tensor *c = fc_to_dtype(t, dtype), *d = c ? fc_contiguous(c) : NULL;
-  grad_mode_pop(previous);
-  fc_release(c);
-  return d;
-}
-
 /* Saved: [0] the mask. arg[0]: the scale. */
 static int dropout_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
-  int dtype = compute_dtype(g->dtype);
-  fc_tensor *gd = dense(g, dtype);
+  int dtype = kernel_dtype(g->dtype);
+  fc_tensor *gd = dense_in(g, dtype);
   fc_tensor *gx = gd ? fc_empty(gd->ndim, gd->shape, dtype, gd->device) : NULL;
   const uint8_t *mask = (const uint8_t *)elem_ptr(n->saved[0]);
   if (gx && dtype == FC_FLOAT64)
@@ -115,9 +105,9 @@ fc_tensor *fc_dropout(fc_tensor *x, double p, int training) {
     fc_release(zero);
     return out;
   }
-  int dtype = compute_dtype(x->dtype);
+  int dtype = kernel_dtype(x->dtype);
   int64_t n = x->numel, nbytes = (n + 7) / 8;
-  fc_tensor *xd = dense(x, dtype);
+  fc_tensor *xd = dense_in(x, dtype);
   fc_tensor *out = xd ? fc_empty(x->ndim, x->shape, dtype, x->device) : NULL;
   fc_tensor *mask = out ? fc_empty(1, &nbytes, FC_UINT8, x->device) : NULL;
   if (!mask) {

@@ -33,8 +33,6 @@ static int check_reduction(const char *op, int reduction) {
   return 0;
 }
 
-static int compute_dtype(int dtype) { return dtype == FC_FLOAT64 ? FC_FLOAT64 : FC_FLOAT32; }
-
 /* A contiguous copy of t in `dtype`, expanded to `shape` when given (or t
  * itself when it already is that), made outside autograd. */
 static fc_tensor *dense(fc_tensor *t, int dtype, int ndim, const int64_t *shape) {
@@ -57,7 +55,7 @@ static bool same_shape(int na, const int64_t *a, int nb, const int64_t *b) {
 /* A tensor of `dtype` from double values (a 0-dim one when ndim == 0). */
 static fc_tensor *from_doubles(const double *v, int ndim, const int64_t *shape, int dtype,
                                fc_device dev) {
-  int c = compute_dtype(dtype);
+  int c = kernel_dtype(dtype);
   fc_tensor *t = fc_empty(ndim, shape, c, dev);
   if (!t) return NULL;
   if (c == FC_FLOAT64) memcpy(elem_ptr(t), v, sizeof(double) * (size_t)t->numel);
@@ -337,7 +335,7 @@ static fc_tensor *class_loss_op(class_loss *L, fc_tensor *input, fc_tensor *targ
   fc_tensor *all[3] = {input, target, weight};
   if (check_same_device(L->op, weight ? 3 : 2, (const fc_tensor *const *)all) < 0) return NULL;
   if (check_class_args(L, input, target, weight) < 0) return NULL;
-  L->dtype = compute_dtype(input->dtype);
+  L->dtype = kernel_dtype(input->dtype);
   int64_t rows = L->N * L->S, rshape[FC_MAX_DIMS];
   int nr = row_shape(input, rshape);
   fc_tensor *x = dense(input, L->dtype, 0, NULL);
@@ -563,7 +561,7 @@ static int pointwise_setup(pointwise *P, fc_tensor *input, fc_tensor *target, fc
                SHAPE(extra[i]), SHAPE(input));
   }
   P->out_dtype = rt;
-  P->dtype = compute_dtype(rt);
+  P->dtype = kernel_dtype(rt);
   P->numel = shape_numel(P->ndim, P->shape);
   P->x = dense(input, P->dtype, P->ndim, P->shape);
   P->t = P->x ? dense(target, P->dtype, P->ndim, P->shape) : NULL;

@@ -179,17 +179,6 @@ NORM_KERNELS(double, f64)
 
 /* ---- shared plumbing ------------------------------------------------------ */
 
-static int compute_dtype(int dtype) { return dtype == FC_FLOAT64 ? FC_FLOAT64 : FC_FLOAT32; }
-
-/* A contiguous copy in `dtype` (or t itself), made outside autograd. */
-static fc_tensor *dense(fc_tensor *t, int dtype) {
-  int previous = grad_mode_push(false);
-  fc_tensor *c = fc_to_dtype(t, dtype), *d = c ? fc_contiguous(c) : NULL;
-  grad_mode_pop(previous);
-  fc_release(c);
-  return d;
-}
-
 /* out, computed in float32 for a half input, back in the input's dtype. */
 static fc_tensor *to_input_dtype(fc_tensor *out, int dtype) {
   if (!out || out->dtype == dtype) return out;
@@ -432,7 +421,7 @@ static int batch_norm_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
   const double *st = (const double *)elem_ptr(stats);
   a.mean = (double *)st, a.invstd = (double *)st + a.C, a.w = st + 2 * a.C;
   double *sums = malloc(sizeof(double) * (size_t)(2 * a.C + 1));
-  fc_tensor *gd = sums ? dense(g, dtype) : NULL;
+  fc_tensor *gd = sums ? dense_in(g, dtype) : NULL;
   fc_tensor *gx = gd && wants_grad(n, 0) ? fc_empty(x->ndim, x->shape, dtype, x->device) : NULL;
   int rc = gd && (gx || !wants_grad(n, 0)) ? 0 : -1;
   if (rc == 0) {
@@ -507,10 +496,10 @@ static fc_tensor *batch_norm_op(const char *op, fc_tensor *x, fc_tensor *rm, fc_
   bn_args a = {.training = training != 0, .relu = relu, .eps = eps};
   bn_geometry(&a, x);
   int64_t C = a.C, sshape[2] = {3, C};
-  int dtype = compute_dtype(x->dtype);
+  int dtype = kernel_dtype(x->dtype);
   /* stats: mean, invstd, weight (saved for backward), then var, bias */
   double *st = malloc(sizeof(double) * (size_t)(5 * C + 1));
-  fc_tensor *xd = st ? dense(x, dtype) : NULL;
+  fc_tensor *xd = st ? dense_in(x, dtype) : NULL;
   fc_tensor *out = xd ? fc_empty(x->ndim, x->shape, dtype, x->device) : NULL;
   if (!st) fc_set_error("%s: out of memory", op);
   if (!out) goto fail;
@@ -653,7 +642,7 @@ static int layer_norm_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
   if (x->numel <= PARALLEL_GRAIN) nt = 1;
   void *w = typed_values(n->nsaved > 2 ? n->saved[2] : NULL, a.K, 1, dtype);
   double *partial = need_wb ? calloc((size_t)nt * 2 * (size_t)(a.K ? a.K : 1), sizeof(double)) : NULL;
-  fc_tensor *gd = w && (partial || !need_wb) ? dense(g, dtype) : NULL;
+  fc_tensor *gd = w && (partial || !need_wb) ? dense_in(g, dtype) : NULL;
   fc_tensor *gx = gd && wants_grad(n, 0) ? fc_empty(x->ndim, x->shape, dtype, x->device) : NULL;
   int rc = gd && (gx || !wants_grad(n, 0)) ? 0 : -1;
   if (rc < 0 && (!w || (need_wb && !partial))) fc_set_error("layer_norm backward: out of memory");
@@ -702,13 +691,13 @@ fc_tensor *fc_layer_norm(fc_tensor *x, int ndims, fc_tensor *weight, fc_tensor *
   if (check_trailing(op, x, ndims, weight, "weight") < 0 || check_trailing(op, x, ndims, bias, "bias") < 0)
     return NULL;
   if (!(eps >= 0)) FAIL("%s: eps must be non-negative, got %g", op, eps);
-  int dtype = compute_dtype(x->dtype);
+  int dtype = kernel_dtype(x->dtype);
   ln_args a = {.K = shape_numel(ndims, x->shape + x->ndim - ndims), .eps = eps};
   a.M = a.K ? x->numel / a.K : 0;
   int64_t sshape[2] = {2, a.M};
   double *st = calloc((size_t)(2 * a.M + 1), sizeof(double));
   void *w = typed_values(weight, a.K, 1, dtype), *b = typed_values(bias, a.K, 0, dtype);
-  fc_tensor *xd = st && w && b ? dense(x, dtype) : NULL;
+  fc_tensor *xd = st && w && b ? dense_in(x, dtype) : NULL;
   fc_tensor *out = xd ? fc_empty(x->ndim, x->shape, dtype, x->device) : NULL;
   if (!st || !w || !b) fc_set_error("%s: out of memory", op);
   if (out && x->numel) {
@@ -719,7 +708,7 @@ fc_tensor *fc_layer_norm(fc_tensor *x, int ndims, fc_tensor *weight, fc_tensor *
   fc_tensor *inputs[3] = {x, weight, bias};
   if (out && grad_needed(3, inputs)) {
     fc_tensor *stats = doubles_tensor(st, 2, sshape);
-    fc_tensor *wv = stats && weight ? dense(weight, FC_FLOAT64) : NULL;
+    fc_tensor *wv = stats && weight ? dense_in(weight, FC_FLOAT64) : NULL;
     fc_node *n = stats && (wv || !weight) ? record_affine(op, layer_norm_backward, out, x, weight, bias) : NULL;
     if (n) {
       node_save(n, xd);
@@ -812,7 +801,7 @@ static int group_norm_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
   a.mean = (double *)elem_ptr(stats), a.invstd = a.mean + NG;
   double *w = values_or(n->nsaved > 2 ? n->saved[2] : NULL, C, 1);
   double *sums = calloc((size_t)(2 * NC + 2 * C + 1), sizeof(double));
-  fc_tensor *gd = w && sums ? dense(g, dtype) : NULL;
+  fc_tensor *gd = w && sums ? dense_in(g, dtype) : NULL;
   fc_tensor *gx = gd && wants_grad(n, 0) ? fc_empty(x->ndim, x->shape, dtype, x->device) : NULL;
   int rc = gd && (gx || !wants_grad(n, 0)) ? 0 : -1;
   if (!w || !sums) fc_set_error("group_norm backward: out of memory");
@@ -852,13 +841,13 @@ fc_tensor *fc_group_norm(fc_tensor *x, int groups, fc_tensor *weight, fc_tensor 
                             (long long)C, SHAPE(x));
   if (check_vector(op, weight, "weight", C) < 0 || check_vector(op, bias, "bias", C) < 0) return NULL;
   if (!(eps >= 0)) FAIL("%s: eps must be non-negative, got %g", op, eps);
-  int dtype = compute_dtype(x->dtype);
+  int dtype = kernel_dtype(x->dtype);
   gn_args a = {.eps = eps};
   gn_geometry(&a, x, groups);
   int64_t NG = a.N * a.G, sshape[2] = {2, NG};
   double *st = calloc((size_t)(2 * NG + 1), sizeof(double));
   double *w = values_or(weight, C, 1), *b = values_or(bias, C, 0);
-  fc_tensor *xd = st && w && b ? dense(x, dtype) : NULL;
+  fc_tensor *xd = st && w && b ? dense_in(x, dtype) : NULL;
   fc_tensor *out = xd ? fc_empty(x->ndim, x->shape, dtype, x->device) : NULL;
   if (!st || !w || !b) fc_set_error("%s: out of memory", op);
   if (out && x->numel) {

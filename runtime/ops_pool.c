@@ -375,17 +375,6 @@ static int run_planes(pool_kind kind, const pool_geom *g, const pool_plan *pl, b
 
 /* ---- checks and geometry ------------------------------------------------------ */
 
-static int compute_dtype(int dtype) { return dtype == FC_FLOAT64 ? FC_FLOAT64 : FC_FLOAT32; }
-
-/* A contiguous copy in `dtype` (or t itself), made outside autograd. */
-static fc_tensor *dense(fc_tensor *t, int dtype) {
-  int previous = grad_mode_push(false);
-  fc_tensor *c = fc_to_dtype(t, dtype), *d = c ? fc_contiguous(c) : NULL;
-  grad_mode_pop(previous);
-  fc_release(c);
-  return d;
-}
-
 /* A CPU float tensor [N,C,H,W] or [C,H,W] with C, H and W non-zero (N may be 0). */
 static int check_input(const char *op, const fc_tensor *x) {
   if (check_same_device(op, 1, &x) < 0) return -1;
@@ -462,7 +451,7 @@ static int adaptive_geometry(const char *op, const fc_tensor *x, const int64_t *
 static int pool_backward(fc_node *n, fc_tensor *gy, fc_tensor **gi) {
   pool_kind kind = (pool_kind)n->arg[0];
   const int64_t *shape = n->in_shape[0];
-  int ndim = n->in_ndim[0], dtype = compute_dtype(n->in_dtype[0]);
+  int ndim = n->in_ndim[0], dtype = kernel_dtype(n->in_dtype[0]);
   pool_geom g = {.P = ndim == 4 ? shape[0] * shape[1] : shape[0], .H = shape[ndim - 2],
                  .W = shape[ndim - 1], .Ho = gy->shape[ndim - 2], .Wo = gy->shape[ndim - 1]};
   int v[8];
@@ -470,7 +459,7 @@ static int pool_backward(fc_node *n, fc_tensor *gy, fc_tensor **gi) {
   g.kh = v[0], g.kw = v[1], g.sh = v[2], g.sw = v[3], g.ph = v[4], g.pw = v[5], g.dh = v[6], g.dw = v[7];
   g.count_include_pad = n->arg[1] != 0;
   pool_plan pl = {0};
-  fc_tensor *gc = dense(gy, dtype);
+  fc_tensor *gc = dense_in(gy, dtype);
   fc_tensor *gx = gc ? fc_empty(ndim, shape, dtype, gy->device) : NULL; /* every element written */
   int rc = gx ? 0 : -1;
   if (rc == 0 && gx->numel && (rc = make_plan(kind, &g, &pl)) == 0) {
@@ -504,11 +493,11 @@ static fc_node *record_pool(pool_kind kind, fc_tensor *y, fc_tensor *x, const po
 static fc_tensor *pool_op(pool_kind kind, fc_tensor *x, const pool_geom *g, fc_tensor **indices,
                           int64_t base) {
   bool is_max = kind == MAX_POOL || kind == ADAPTIVE_MAX, grad = grad_needed(1, &x);
-  int dtype = compute_dtype(x->dtype);
+  int dtype = kernel_dtype(x->dtype);
   int64_t shape[4];
   memcpy(shape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
   shape[x->ndim - 2] = g->Ho, shape[x->ndim - 1] = g->Wo;
-  fc_tensor *xc = dense(x, dtype);
+  fc_tensor *xc = dense_in(x, dtype);
   fc_tensor *y = xc ? fc_empty(x->ndim, shape, dtype, x->device) : NULL, *ix = NULL;
   if (y && is_max && (indices || grad) && !(ix = fc_empty(x->ndim, shape, FC_INT64, x->device))) {
     fc_release(y);

@@ -206,17 +206,6 @@ static void split_at(int ndim, const int64_t *shape, int dim, int64_t *outer, in
   for (int d = 0; d < ndim; d++) *(d < dim ? outer : d == dim ? C : inner) *= shape[d];
 }
 
-/* A contiguous copy in `dtype` (or t itself), made outside autograd. */
-static fc_tensor *dense(fc_tensor *t, int dtype) {
-  int previous = grad_mode_push(false);
-  fc_tensor *c = fc_to_dtype(t, dtype), *d = c ? fc_contiguous(c) : NULL;
-  grad_mode_pop(previous);
-  fc_release(c);
-  return d;
-}
-
-static int compute_dtype(int dtype) { return dtype == FC_FLOAT64 ? FC_FLOAT64 : FC_FLOAT32; }
-
 /* The same on the GPU: out, a and g are contiguous [outer, C, inner]. */
 static int cuda_groups(fc_tensor *out, const fc_tensor *a, const fc_tensor *g, int64_t outer,
                        int64_t C, int64_t inner, bool log) {
@@ -248,10 +237,10 @@ static void run_groups(char *out, const char *a, const char *g, int dtype, int64
 }
 
 static int softmax_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
-  int dim = (int)n->iarg[0], dtype = compute_dtype(n->saved[0]->dtype);
+  int dim = (int)n->iarg[0], dtype = kernel_dtype(n->saved[0]->dtype);
   int64_t outer, C, inner;
   split_at(n->in_ndim[0], n->in_shape[0], dim, &outer, &C, &inner);
-  fc_tensor *y = dense(n->saved[0], dtype), *gd = y ? dense(g, dtype) : NULL;
+  fc_tensor *y = dense_in(n->saved[0], dtype), *gd = y ? dense_in(g, dtype) : NULL;
   fc_tensor *gx = gd ? fc_empty(n->in_ndim[0], n->in_shape[0], dtype, g->device) : NULL;
   if (gx && gx->numel && gx->device.type == FC_CUDA) {
     if (cuda_groups(gx, y, gd, outer, C, inner, n->iarg[1]) < 0) fc_release(gx), gx = NULL;
@@ -268,10 +257,10 @@ static fc_tensor *softmax_op(const char *op, fc_tensor *t, int dim, bool log) {
   if (check_same_device(op, 1, (const fc_tensor *const[]){t}) < 0) return NULL;
   if (!is_float_dtype(t->dtype)) FAIL("%s: needs a floating point tensor, got %s", op, DTYPE(t));
   if ((dim = wrap_dim(op, dim, t->ndim)) < 0) return NULL;
-  int dtype = compute_dtype(t->dtype);
+  int dtype = kernel_dtype(t->dtype);
   int64_t outer, C, inner;
   split_at(t->ndim, t->shape, dim, &outer, &C, &inner);
-  fc_tensor *x = dense(t, dtype), *out = x ? fc_empty(t->ndim, t->shape, dtype, t->device) : NULL;
+  fc_tensor *x = dense_in(t, dtype), *out = x ? fc_empty(t->ndim, t->shape, dtype, t->device) : NULL;
   if (out && out->numel && out->device.type == FC_CUDA) {
     if (cuda_groups(out, x, NULL, outer, C, inner, log) < 0) fc_release(out), out = NULL;
   } else if (out && out->numel) {

@@ -245,3 +245,11 @@ int broadcast_shapes(const char *op, int na, const int64_t *sa, int nb, const in
   *nout = n;
   return 0;
 }
+
+fc_tensor *dense_in(fc_tensor *t, int dtype) {
+  int previous = grad_mode_push(false);
+  fc_tensor *c = fc_to_dtype(t, dtype), *d = c ? fc_contiguous(c) : NULL;
+  grad_mode_pop(previous);
+  fc_release(c);
+  return d;
+}
