@@ -21,21 +21,7 @@ return function(fc, Tensor, H)
   fc.softmax, fc.log_softmax = Tensor.softmax, Tensor.log_softmax
   F.softmax, F.log_softmax = Tensor.softmax, Tensor.log_softmax
 
-  -- The options table, checked against the names the loss takes: a typo is an
-  -- error rather than an option silently ignored.
-  local function options(name, opts, allowed)
-    if opts == nil then return {} end
-    if type(opts) ~= 'table' then raise(fmt('%s: options must be a table, got %s', name, type(opts))) end
-    for k in pairs(opts) do
-      if not allowed[k] then
-        local names = {}
-        for a in pairs(allowed) do names[#names + 1] = a end
-        table.sort(names)
-        raise(fmt('%s: unknown option %q (expected %s)', name, tostring(k), table.concat(names, ', ')))
-      end
-    end
-    return opts
-  end
+  local options = H.options
 
   local reductions = { none = C.FC_REDUCE_NONE, mean = C.FC_REDUCE_MEAN, sum = C.FC_REDUCE_SUM }
   local function reduction(name, opts)

@@ -16,21 +16,7 @@ return function(fc, Tensor, H)
   local F = fc.F or {}
   fc.F = F
 
-  -- The options table, checked against the names an op takes: a typo is an
-  -- error rather than an option silently ignored.
-  local function options(name, opts, allowed)
-    if opts == nil then return {} end
-    if type(opts) ~= 'table' then raise(fmt('%s: options must be a table, got %s', name, type(opts))) end
-    for k in pairs(opts) do
-      if not allowed[k] then
-        local names = {}
-        for a in pairs(allowed) do names[#names + 1] = a end
-        table.sort(names)
-        raise(fmt('%s: unknown option %q (expected %s)', name, tostring(k), table.concat(names, ', ')))
-      end
-    end
-    return opts
-  end
+  local options = H.options
 
   local function tensor_arg(name, t, what)
     if t == nil then return nil end

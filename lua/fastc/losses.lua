@@ -19,19 +19,7 @@ return function(fc, Tensor, H)
   local losses = fc.losses or {}
   fc.losses = losses
 
-  local function check_options(name, opts, allowed)
-    opts = opts or {}
-    if type(opts) ~= 'table' then raise(fmt('%s: options must be a table, got %s', name, type(opts))) end
-    for k in pairs(opts) do
-      if not allowed[k] then
-        local names = {}
-        for a in pairs(allowed) do names[#names + 1] = a end
-        table.sort(names)
-        raise(fmt('%s: unknown option %q (expected %s)', name, tostring(k), table.concat(names, ', ')))
-      end
-    end
-    return opts
-  end
+  local check_options = H.options
   local function set_of(list)
     local s = {}
     for _, k in ipairs(list) do s[k] = true end

@@ -42,6 +42,23 @@ local function check(rc)
 end
 H.check = check
 
+-- An options table checked against the names an op or class takes: a typo is
+-- an error naming the allowed names rather than an option silently ignored.
+local function options(name, opts, allowed)
+  if opts == nil then return {} end
+  if type(opts) ~= 'table' then raise(string.format('%s: options must be a table, got %s', name, type(opts))) end
+  for k in pairs(opts) do
+    if not allowed[k] then
+      local names = {}
+      for a in pairs(allowed) do names[#names + 1] = a end
+      table.sort(names)
+      raise(string.format('%s: unknown option %q (expected %s)', name, tostring(k), table.concat(names, ', ')))
+    end
+  end
+  return opts
+end
+H.options = options
+
 -- ---- memory: GC steps driven by C allocations ----------------------------
 
 local GC_MIN_STEP = 64 * 1024 * 1024

@@ -3,18 +3,16 @@
 -- number of workers, pipeline options and their errors, bad files raised or
 -- skipped with warnings, close, decode/write/transform and read_csv.
 local fc = require 'fastc'
-local cl = require 'fastc.data.cloader'
-local gen = dofile('tools/gen_images.lua')
-
+local S = dofile('tests/lua/support.lua')
+local has = S.has
+-- its own err_of: the pcall must run in this file for errors to name its lines
 local function err_of(f, ...)
   local ok, e = pcall(f, ...)
   assert.is_false(ok, 'expected an error')
   return tostring(e)
 end
-
-local function has(e, s)
-  assert.truthy(e:find(s, 1, true), 'error "' .. e .. '" lacks "' .. s .. '"')
-end
+local cl = require 'fastc.data.cloader'
+local gen = dofile('tools/gen_images.lua')
 
 local dir = os.tmpname()
 os.remove(dir)

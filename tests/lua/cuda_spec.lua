@@ -11,21 +11,19 @@
 -- against the host-memory fake plugin (tests/c/fake_cuda_plugin.c), so the
 -- spec itself and the core's CUDA paths are exercised on any machine.
 local fc = require 'fastc'
-local F = fc.F
-
-local available = fc.cuda.is_available()
-local why = fc.cuda.why_unavailable()
-local on_fake = available and fc.cuda.info():find('fake', 1, true) ~= nil
-
+local S = dofile('tests/lua/support.lua')
+local has = S.has
+-- its own err_of: the pcall must run here for errors to name this file's lines
 local function err_of(f, ...)
   local ok, e = pcall(f, ...)
   assert.is_false(ok, 'expected an error')
   return tostring(e)
 end
+local F = fc.F
 
-local function has(e, s)
-  assert.truthy(e:find(s, 1, true), 'error "' .. e .. '" lacks "' .. s .. '"')
-end
+local available = fc.cuda.is_available()
+local why = fc.cuda.why_unavailable()
+local on_fake = available and fc.cuda.info():find('fake', 1, true) ~= nil
 
 describe('fc.cuda', function()
   it('says whether CUDA can be used, and why not', function()

@@ -1,6 +1,12 @@
 -- tests/lua/data_split_spec.lua — getters, splitters, labellers, column
 -- readers and CSV reading of the data layer.
 local fc = require 'fastc'
+-- its own err_of: the pcall must run in this file for errors to name its lines
+local function err_of(f, ...)
+  local ok, e = pcall(f, ...)
+  assert.is_false(ok, 'expected an error')
+  return tostring(e)
+end
 local data = fc.data
 
 local function sorted(t)
@@ -22,12 +28,6 @@ local function touch(p)
   local f = assert(io.open(p, 'wb'))
   f:write('x')
   f:close()
-end
-
-local function err_of(f, ...)
-  local ok, e = pcall(f, ...)
-  assert.is_false(ok, 'expected an error')
-  return tostring(e)
 end
 
 describe('paths and get_files', function()

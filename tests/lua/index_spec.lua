@@ -2,15 +2,13 @@
 -- 1-based dims, indices, coordinates and class ids; index tables; views
 -- from split/chunk; gradients; errors that name the caller's values.
 local fc = require 'fastc'
-
+local S = dofile('tests/lua/support.lua')
+local has = S.has
+-- its own err_of: the pcall must run in this file for errors to name its lines
 local function err_of(f, ...)
   local ok, e = pcall(f, ...)
   assert.is_false(ok, 'expected an error')
   return tostring(e)
-end
-
-local function has(e, s)
-  assert.truthy(e:find(s, 1, true), 'error "' .. e .. '" lacks "' .. s .. '"')
 end
 
 -- [[1, 2, 3], [4, 5, 6]] as float32

@@ -3,17 +3,15 @@
 -- interop with PyTorch (a json+struct reader/writer, no safetensors package)
 -- when /usr/bin/python3 has torch.
 local fc = require 'fastc'
-local ffi = require 'ffi'
-
+local S = dofile('tests/lua/support.lua')
+local has = S.has
+-- its own err_of: the pcall must run in this file for errors to name its lines
 local function err_of(f, ...)
   local ok, e = pcall(f, ...)
   assert.is_false(ok, 'expected an error')
   return tostring(e)
 end
-
-local function has(e, s)
-  assert.truthy(e:find(s, 1, true), 'error "' .. e .. '" lacks "' .. s .. '"')
-end
+local ffi = require 'ffi'
 
 local function same(got, want)
   if type(want) ~= 'table' then

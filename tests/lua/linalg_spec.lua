@@ -2,32 +2,13 @@
 -- the binding: values against Lua loops, shapes, dtypes, views, gradients,
 -- and errors that carry both shapes and the caller's line.
 local fc = require 'fastc'
-
-local function close(a, b, tol)
-  return math.abs(a - b) <= (tol or 1e-6) * (1 + math.abs(b))
-end
-
-local function same(got, want, tol)
-  if type(want) ~= 'table' then return type(got) == 'number' and close(got, want, tol) end
-  if type(got) ~= 'table' or #got ~= #want then return false end
-  for i = 1, #want do
-    if not same(got[i], want[i], tol) then return false end
-  end
-  return true
-end
-
-local function holds(t, want, tol)
-  assert.is_true(same(t:totable(), want, tol), 'got ' .. tostring(t))
-end
-
+local S = dofile('tests/lua/support.lua')
+local has, close, same, holds = S.has, S.close, S.same, S.holds
+-- its own err_of: the pcall must run in this file for errors to name its lines
 local function err_of(f, ...)
   local ok, e = pcall(f, ...)
   assert.is_false(ok, 'expected an error')
   return tostring(e)
-end
-
-local function has(e, s)
-  assert.truthy(e:find(s, 1, true), 'error "' .. e .. '" lacks "' .. s .. '"')
 end
 
 -- a @ b of two 2-D Lua tables by the definition

@@ -3,34 +3,19 @@
 -- gradients, errors. Reference numbers are PyTorch 1.13's (float64), the
 -- same ones tests/c/test_loss.c checks, with class ids shifted by one.
 local fc = require 'fastc'
-local F = fc.F
-
-local function close(a, b, tol)
-  if a ~= a and b ~= b then return true end
-  return a == b or math.abs(a - b) <= (tol or 1e-9) * (1 + math.abs(b))
-end
-
-local function same(got, want, tol)
-  if type(want) ~= 'table' then return type(got) == 'number' and close(got, want, tol) end
-  if type(got) ~= 'table' or #got ~= #want then return false end
-  for i = 1, #want do
-    if not same(got[i], want[i], tol) then return false end
-  end
-  return true
-end
-
-local function holds(t, want, tol)
-  assert.is_true(same(t:totable(), want, tol), 'got ' .. tostring(t))
-end
-
+local S = dofile('tests/lua/support.lua')
+local has, same, holds = S.has, S.same, S.holds
+-- its own err_of: the pcall must run in this file for errors to name its lines
 local function err_of(f, ...)
   local ok, e = pcall(f, ...)
   assert.is_false(ok, 'expected an error')
   return tostring(e)
 end
+local F = fc.F
 
-local function has(e, s)
-  assert.truthy(e:find(s, 1, true), 'error "' .. e .. '" lacks "' .. s .. '"')
+local function close(a, b, tol)
+  if a ~= a and b ~= b then return true end
+  return a == b or math.abs(a - b) <= (tol or 1e-9) * (1 + math.abs(b))
 end
 
 local function logits()

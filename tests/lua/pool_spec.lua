@@ -3,6 +3,12 @@
 -- Reference numbers are PyTorch 1.13's (float64) on the input below, the
 -- same ones tests/c/test_pool.c checks, indices shifted by one.
 local fc = require 'fastc'
+-- its own err_of: the pcall must run in this file for errors to name its lines
+local function err_of(f, ...)
+  local ok, e = pcall(f, ...)
+  assert.is_false(ok, 'expected an error')
+  return tostring(e)
+end
 local F, nn = fc.F, fc.nn
 
 local function close(a, b, tol)
@@ -26,12 +32,6 @@ local function holds(t, want, tol)
   for i = 1, #want do
     assert.is_true(close(got[i], want[i], tol), ('element %d: got %s, want %s'):format(i, got[i], want[i]))
   end
-end
-
-local function err_of(f, ...)
-  local ok, e = pcall(f, ...)
-  assert.is_false(ok, 'expected an error')
-  return tostring(e)
 end
 
 -- x = ((i * 37) % 53) / 10 - 2.5 for i = 0..69, as [1,2,5,7] float64

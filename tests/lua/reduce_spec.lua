@@ -1,6 +1,14 @@
 -- tests/lua/reduce_spec.lua — reductions and ops along a dim through Lua:
 -- 1-based dims and indices, keepdim, options tables, dtypes, errors.
 local fc = require 'fastc'
+local S = dofile('tests/lua/support.lua')
+local has = S.has
+-- its own err_of: the pcall must run in this file for errors to name its lines
+local function err_of(f, ...)
+  local ok, e = pcall(f, ...)
+  assert.is_false(ok, 'expected an error')
+  return tostring(e)
+end
 
 local function close(a, b, tol)
   if a ~= a and b ~= b then return true end -- NaN matches NaN
@@ -23,16 +31,6 @@ end
 local function holds(t, want, tol)
   local got = t:totable()
   assert.is_true(same(got, want, tol), 'got ' .. tostring(t))
-end
-
-local function err_of(f, ...)
-  local ok, e = pcall(f, ...)
-  assert.is_false(ok, 'expected an error')
-  return tostring(e)
-end
-
-local function has(e, s)
-  assert.truthy(e:find(s, 1, true), 'error "' .. e .. '" lacks "' .. s .. '"')
 end
 
 -- [[1, 5, 2], [7, 0, 3]]
