@@ -5,6 +5,7 @@
  * float64 gradients against finite differences. */
 #include "harness.h"
 #include "internal.h" /* conv_set_backend: reaches every float32 kernel */
+#include <pthread.h>
 #include <stdlib.h>
 
 typedef struct cfg { int64_t n, c, h, w, co, kh, kw; int s[2], p[2], d[2], g; bool bias; } cfg;
@@ -163,6 +164,43 @@ TEST(primitive_cache_eviction) {
       cfg k = {1, 2, h, 3, 2, 3, 3, {1, 1}, {1, 1}, {1, 1}, 1, h % 2 == 0};
       check_cfg(&k, FC_FLOAT32, "cache");
     }
+}
+
+/* Threads sharing the primitive cache: each runs every shape (more than the
+ * cache holds, so entries are evicted while others use them) in its own
+ * order; every result must match the one made alone. */
+enum { SHARED_SHAPES = 70, SHARED_THREADS = 3 };
+static fc_tensor *shared_x[SHARED_SHAPES], *shared_w[SHARED_SHAPES], *shared_y[SHARED_SHAPES];
+static int shared_bad[SHARED_THREADS];
+
+static void *conv_worker(void *arg) {
+  int t = (int)(intptr_t)arg;
+  for (int i = 0; i < SHARED_SHAPES; i++) {
+    int s = (i * (2 * t + 1) + 7 * t) % SHARED_SHAPES; /* a different order per thread */
+    fc_tensor *y = fc_conv2d(shared_x[s], shared_w[s], NULL, (int[]){1, 1}, (int[]){1, 1}, (int[]){1, 1}, 1);
+    if (!y) {
+      shared_bad[t]++;
+      continue;
+    }
+    const float *a = fc_data_ptr(y), *b = fc_data_ptr(shared_y[s]);
+    for (int64_t e = 0; e < y->numel; e++) shared_bad[t] += fabsf(a[e] - b[e]) > 1e-5f * (1 + fabsf(b[e]));
+    fc_release(y);
+  }
+  return NULL;
+}
+
+TEST(threads_share_the_cache) {
+  fc_manual_seed(40);
+  for (int s = 0; s < SHARED_SHAPES; s++) {
+    shared_x[s] = fc_randn(4, (int64_t[]){2, 3, 4 + s, 5}, FC_FLOAT32, CPU);
+    shared_w[s] = fc_randn(4, (int64_t[]){4, 3, 3, 3}, FC_FLOAT32, CPU);
+    shared_y[s] = fc_conv2d(shared_x[s], shared_w[s], NULL, (int[]){1, 1}, (int[]){1, 1}, (int[]){1, 1}, 1);
+  }
+  pthread_t th[SHARED_THREADS];
+  for (int t = 0; t < SHARED_THREADS; t++) pthread_create(&th[t], NULL, conv_worker, (void *)(intptr_t)t);
+  for (int t = 0; t < SHARED_THREADS; t++) pthread_join(th[t], NULL);
+  for (int t = 0; t < SHARED_THREADS; t++) CHECK(shared_bad[t] == 0);
+  for (int s = 0; s < SHARED_SHAPES; s++) fc_release(shared_x[s]), fc_release(shared_w[s]), fc_release(shared_y[s]);
 }
 
 /* The thread count is part of the cache key: a primitive made for two
@@ -336,6 +374,7 @@ int main(void) {
   RUN(noncontiguous_operands);
   RUN(primitive_cache_eviction);
   RUN(thread_count_changes);
+  RUN(threads_share_the_cache);
   RUN(gradients);
   RUN(gradients_noncontiguous_and_odd);
   RUN(float32_gradients_match_float64);
