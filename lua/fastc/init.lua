@@ -15,6 +15,7 @@ local extensions = {
   'fastc.callback.schedule', 'fastc.callback.tracker', 'fastc.callback.training', 'fastc.callback.mixup',
   'fastc.callback.hook', 'fastc.testing',
   'fastc.ext_data', -- data layer and vision data (lua/fastc/data, lua/fastc/vision)
+  'fastc.ext_vision', -- vision models, vision_learner, unet_learner, interpretation
 }
 for _, name in ipairs(extensions) do
   if package.searchpath(name, package.path) then require(name)(fc, Tensor, H) end
