@@ -36,7 +36,7 @@ out=bench/RESULTS.md.tmp
     echo "Adam 1e-3, batch 128, 2 threads, data in memory; PyTorch at its best of default and"
     echo "OMP_WAIT_POLICY=PASSIVE. Command: \`sh bench/train_cpu.sh\` (\`MAX_STEPS=N\` for a quick run)."
     echo
-    sh bench/train_cpu.sh
+    MAX_STEPS=${MAX_STEPS:-0} sh bench/train_cpu.sh
     echo
     echo "## (g) memory over 20,000 training steps (MLP, no collectgarbage())"
     echo
@@ -52,6 +52,23 @@ out=bench/RESULTS.md.tmp
   build/fastlua bench/norm.lua 2
   echo
   build/fastlua bench/norm.lua 1 cpu
+  echo
+  echo "## (i) pooling on [128,64,14,14] (C kernels)"
+  echo
+  build/fastlua bench/pool.lua 2
+  echo
+  echo "## (j) conv2d forward + backward per layer, batch 128 (oneDNN)"
+  echo
+  echo "fastc: \`build/fastlua bench/conv_layers.lua\`; PyTorch: \`/usr/bin/python3 bench/conv_layers.py\`."
+  echo
+  echo '```'
+  build/fastlua bench/conv_layers.lua
+  if /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then /usr/bin/python3 bench/conv_layers.py; fi
+  echo '```'
+  echo
+  echo "## (k) data loader (issue 5): \`sh bench/loader.sh\`"
+  echo
+  sh bench/loader.sh
 } > $out
 mv $out bench/RESULTS.md
 cat bench/RESULTS.md
