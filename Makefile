@@ -15,7 +15,7 @@ SAN ?=
 # math GCC will not if-convert float compares, so loops like exp_f32 stay scalar.
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -fPIC -fopenmp -fno-math-errno -fno-trapping-math -Wall -Wextra -Werror \
   -Wno-unused-parameter -Wno-type-limits -Wno-missing-field-initializers -Iruntime -I/usr/include/luajit-2.1 $(OPT) $(SAN)
-LIBS = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -ldnnl -lcjson -lz -lturbojpeg -lstb -lm -lpthread -ldl
+LIBS = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -ldnnl -lcjson -lz -lturbojpeg -ljpeg -lstb -lm -lpthread -ldl
 LUAJIT_A ?= /usr/lib/$(MULTIARCH)/libluajit-5.1.a
 
 SRCS := $(filter-out runtime/fastlua.c,$(wildcard runtime/*.c))

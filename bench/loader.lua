@@ -3,9 +3,11 @@
 -- written once by tools/gen_images.lua): RandomResizedCrop 128, flip, to
 -- float, normalise (on the loader's workers, as PyTorch's workers run
 -- ToTensor + Normalize); bs 64; 0, 1, 2 workers. Also the decode-only ceiling
--- of one core (libjpeg-turbo, full size). Prints a markdown table. OpenMP is
--- held to one thread: the loader's workers are the parallelism.
+-- of one core (TurboJPEG on the same files, see decode_rate). Prints a
+-- markdown table. OpenMP is held to one thread: the loader's workers are the
+-- parallelism.
 --   fastlua bench/loader.lua [dir] [reps]
+local ffi = require 'ffi'
 local fc = require 'fastc'
 fc.set_num_threads(1)
 local cl = require 'fastc.data.cloader'
@@ -55,38 +57,122 @@ local function loader_rate(workers)
   return median(rates), median(per_cpu)
 end
 
+-- The decode-only ceiling of one core, measured apart from fastc: the same
+-- files, already in memory, through TurboJPEG into one reused buffer, at the
+-- DCT scale the loader would pick for the whole image (the smallest keeping
+-- the output size; 1/1 for every file here, as for every crop the loader
+-- plans on them: no crop side reaches 2 x 128). Nothing else: no crop,
+-- resize, layout change, float conversion or batching. Also the same with
+-- the file read (open/read/close) each time.
+ffi.cdef [[
+  void *tjInitDecompress(void);
+  int tjDestroy(void *h);
+  int tjDecompressHeader3(void *h, const unsigned char *buf, unsigned long n, int *w, int *ht, int *subsamp, int *cs);
+  int tjDecompress2(void *h, const unsigned char *buf, unsigned long n, unsigned char *dst, int w, int pitch, int ht,
+                    int pf, int flags);
+  int open(const char *path, int flags, ...);
+  long read(int fd, void *buf, unsigned long n);
+  int close(int fd);
+]]
+local tj = ffi.load('turbojpeg')
+
 local function decode_rate()
   local n = math.min(#items, 1000)
-  local rates, per_cpu = {}, {}
+  local files, sizes = {}, {}
+  for i = 1, n do
+    local f = assert(io.open(items[i], 'rb'))
+    files[i] = f:read('*a')
+    sizes[i] = #files[i]
+    f:close()
+  end
+  local h = tj.tjInitDecompress()
+  local w, ht, ss, cs = ffi.new('int[1]'), ffi.new('int[1]'), ffi.new('int[1]'), ffi.new('int[1]')
+  local px = ffi.new('unsigned char[?]', 4096 * 4096 * 3)
+  local fbuf = ffi.new('unsigned char[?]', 16777216)
+  local denoms = {}
+  local function one(buf, size)
+    assert(tj.tjDecompressHeader3(h, buf, size, w, ht, ss, cs) == 0)
+    local denom = 1 -- largest 1/2, 1/4, 1/8 keeping the 128 output (cloader's pick_denom)
+    while denom < 8 and math.min(w[0], ht[0]) / (denom * 2) >= 128 do denom = denom * 2 end
+    denoms[denom] = (denoms[denom] or 0) + 1
+    local sw, sh = math.ceil(w[0] / denom), math.ceil(ht[0] / denom)
+    assert(tj.tjDecompress2(h, buf, size, px, sw, 0, sh, 0, 0) == 0) -- TJPF_RGB, default (accurate) DCT
+  end
+  local rates, per_cpu, rates_read, per_cpu_read = {}, {}, {}, {}
   for r = 1, reps do
     local t0, c0 = timer.now(), os.clock()
-    for i = 1, n do cl.decode(items[i]) end
-    rates[r] = n / (timer.now() - t0)
-    per_cpu[r] = n / (os.clock() - c0)
+    for i = 1, n do one(files[i], sizes[i]) end
+    rates[r], per_cpu[r] = n / (timer.now() - t0), n / (os.clock() - c0)
+    t0, c0 = timer.now(), os.clock()
+    for i = 1, n do
+      local fd = ffi.C.open(items[i], 0)
+      local got = tonumber(ffi.C.read(fd, fbuf, 16777216))
+      ffi.C.close(fd)
+      one(fbuf, got)
+    end
+    rates_read[r], per_cpu_read[r] = n / (timer.now() - t0), n / (os.clock() - c0)
   end
-  return median(rates), median(per_cpu)
+  tj.tjDestroy(h)
+  local scales = {}
+  for d, k in pairs(denoms) do scales[#scales + 1] = string.format('1/%d: %d', d, k / (2 * reps)) end
+  return median(rates), median(per_cpu), median(rates_read), median(per_cpu_read), table.concat(scales, ', ')
 end
 
-local ceiling, ceiling_cpu = decode_rate()
-local ours, ours_cpu = {}, {}
-for _, w in ipairs(WORKERS) do ours[w], ours_cpu[w] = loader_rate(w) end
-local torch = timer.torch('bench/loader.py', "'" .. root .. "' " .. reps .. ' ' .. table.concat(WORKERS, ',')) or {}
+-- `fastlua bench/loader.lua DIR REPS --ceiling`: only the decode ceiling, one
+-- line of numbers (for running several at once).
+if arg and arg[3] == '--ceiling' then
+  local a, b, c, d = decode_rate()
+  print(a, b, c, d)
+  return
+end
+
+-- The ceiling of two cores measured, not assumed: two decode-only processes
+-- at once (on a machine whose cores share caches or are busy, two decoders
+-- get less than twice one).
+local function decode_rate_2()
+  local cmd = string.format("build/fastlua bench/loader.lua '%s' %d --ceiling", root, reps)
+  local p1, p2 = io.popen(cmd), io.popen(cmd)
+  local a1, b1 = p1:read('*n', '*n')
+  local a2, b2 = p2:read('*n', '*n')
+  p1:close()
+  p2:close()
+  if not (a1 and a2) then return nil end
+  return a1 + a2, (b1 + b2) / 2
+end
+
+local ceiling, ceiling_cpu, with_read, with_read_cpu, scales = decode_rate()
+local ceiling2, ceiling2_cpu = decode_rate_2()
+-- fastc then PyTorch for each worker count in turn, so both see about the
+-- same load on a shared machine.
+local ours, ours_cpu, torch = {}, {}, {}
+for _, w in ipairs(WORKERS) do
+  ours[w], ours_cpu[w] = loader_rate(w)
+  for k, v in pairs(timer.torch('bench/loader.py', "'" .. root .. "' " .. reps .. ' ' .. w) or {}) do torch[k] = v end
+end
 
 local cores = 2
+local function fmt(x, f) return x and string.format(f, x) or 'n/a' end
 print(string.format('%d images (%d classes) in %s; RandomResizedCrop 128 + flip + to float + normalise, bs 64; median of %d epochs.',
   #items, #classes, root, reps))
 print('')
-print('| workers | fastc images/s | PyTorch images/s | fastc / PyTorch | fastc / (decode ceiling x cores used) | fastc images per CPU-second / ceiling\'s |')
-print('|---|---|---|---|---|---|')
+print('| workers | fastc images/s | PyTorch images/s | fastc / PyTorch | fastc images per CPU-second | PyTorch images per CPU-second | fastc / PyTorch per CPU-second | fastc / decode ceiling of the cores used | fastc per CPU-second / ceiling\'s |')
+print('|---|---|---|---|---|---|---|---|---|')
 for _, w in ipairs(WORKERS) do
-  local t = torch['workers_' .. w]
-  print(string.format('| %d | %.0f | %s | %s | %.2f | %.2f |', w, ours[w], t and string.format('%.0f', t) or 'n/a',
-    t and string.format('%.2f', ours[w] / t) or 'n/a', ours[w] / (ceiling * math.min(math.max(w, 1), cores)),
-    ours_cpu[w] / ceiling_cpu))
+  local t, tc = torch['workers_' .. w], torch['cpu_workers_' .. w]
+  local two = w >= cores and ceiling2
+  local ceil, ceil_cpu = two and ceiling2 or ceiling, two and ceiling2_cpu or ceiling_cpu
+  print(string.format('| %d | %.0f | %s | %s | %.0f | %s | %s | %.2f | %.2f |', w, ours[w], fmt(t, '%.0f'),
+    fmt(t and ours[w] / t, '%.2f'), ours_cpu[w], fmt(tc, '%.0f'), fmt(tc and ours_cpu[w] / tc, '%.2f'),
+    ours[w] / ceil, ours_cpu[w] / ceil_cpu))
 end
 print('')
-print(string.format('Decode-only ceiling, one core: libjpeg-turbo (fastc decode, full size) %.0f images/s ' ..
-  '(%.0f per CPU-second)%s.', ceiling, ceiling_cpu,
-  torch.pil_decode and string.format('; PIL %.0f images/s', torch.pil_decode) or ''))
-print('The last column is wall-clock free: the loader\'s whole cost per image (decode, crop, resize, flip,')
-print('normalise, collate, queue) against decoding alone; on idle cores it is the fraction of decode ceiling x cores.')
+print(string.format('Decode-only ceiling, one core (TurboJPEG from memory, DCT scale %s files): %.0f images/s, ' ..
+  '%.0f per CPU-second; with the file read: %.0f images/s, %.0f per CPU-second. Two cores (two such processes ' ..
+  'at once): %s images/s, %s per CPU-second%s.', scales, ceiling, ceiling_cpu, with_read, with_read_cpu,
+  fmt(ceiling2, '%.0f'), fmt(ceiling2_cpu, '%.0f'),
+  torch.pil_decode and string.format('; PIL (read + decode) %.0f images/s, %.0f per CPU-second', torch.pil_decode,
+  torch.pil_decode_cpu) or ''))
+print('CPU-second columns count every thread (fastc) or process (PyTorch: main and workers) of the run, so other')
+print('jobs on the machine bend them less than wall-clock rates; the last one is the loader\'s whole cost per image')
+print('(read, decode, crop, resize, flip, normalise, collate, queue) against decoding alone, one core\'s ceiling for')
+print('0 and 1 workers and two cores\' for 2: on idle cores, the fraction of the decode ceiling x cores.')

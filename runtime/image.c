@@ -2,23 +2,32 @@
  *
  * An item goes: file bytes -> header (size only) -> the first geometric step
  * planned in the original image's coordinates -> decode, for a JPEG at the
- * smallest DCT scale that still gives the step all the pixels it uses ->
- * each step as one resampling of a source box into the output size -> CHW.
+ * smallest DCT scale that still gives the step all the pixels it uses, and
+ * only the rows and columns the step reads -> each step as one resampling of
+ * a source box into the output size -> the last step's rows straight into
+ * the caller's [C,H,W] planes (uint8, or normalised float).
  *
  * Every geometric step (fastai's Resize, RandomResizedCrop, CropPad) is "crop
  * a box, padding where it leaves the image, then resize the box to the output
- * size". The resampler does that in one pass per axis: output pixel i takes
- * the bilinear filter, widened by the downscale factor (antialiasing, as
- * PIL), centred at box_x0 + (i + 0.5) * scale, over source pixels clipped to
- * the box; pixels of the box outside the image come from the pad mode.
+ * size". The resampler does that in one pass per axis, across then down (as
+ * PIL): output pixel i takes the bilinear filter, widened by the downscale
+ * factor (antialiasing, as PIL), centred at box_x0 + (i + 0.5) * scale, over
+ * source pixels clipped to the box; pixels of the box outside the image come
+ * from the pad mode. The weights are PIL's 22-bit fixed point, so a pass
+ * gives PIL's pixels.
  *
  * Randomness: each item draws from its own Philox stream keyed by (seed,
  * epoch, item), so the result does not depend on which thread runs it. */
 #include "internal.h"
 #include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
+#include <jpeglib.h>
 #include <turbojpeg.h>
 #include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
@@ -58,95 +67,64 @@ static int rng_int(item_rng *r, int lo, int hi) {
   return lo + (int)(rng_unit(r) * (double)(hi - lo + 1));
 }
 
+
 /* ---- image buffers ------------------------------------------------------- */
 
-static int image_alloc(image *im, int h, int w, int c) {
-  size_t n = (size_t)h * (size_t)w * (size_t)c;
-  if (n > im->cap) {
-    uint8_t *p = realloc(im->px, n);
-    if (!p) FAIL_INT("image: out of memory for a %dx%dx%d image", h, w, c);
-    im->px = p;
-    im->cap = n;
-  }
-  im->h = h, im->w = w, im->c = c;
-  return 0;
-}
+enum { SLACK = 32 }; /* bytes past the pixels that vector loads and stores may touch */
 
 static void *grow(uint8_t **buf, size_t *cap, size_t n) {
-  if (n > *cap) {
-    uint8_t *p = realloc(*buf, n);
+  if (n + SLACK > *cap) {
+    uint8_t *p = realloc(*buf, n + SLACK);
     if (!p) return NULL;
+    memset(p + n, 0, SLACK);
     *buf = p;
-    *cap = n;
+    *cap = n + SLACK;
   }
   return *buf;
 }
 
+static int image_alloc(image *im, int h, int w, int c) {
+  if (!grow(&im->px, &im->cap, (size_t)h * (size_t)w * (size_t)c))
+    FAIL_INT("image: out of memory for a %dx%dx%d image", h, w, c);
+  im->h = h, im->w = w, im->c = c, im->x0 = im->y0 = 0;
+  return 0;
+}
+
+static void jpeg_dec_free(void *jpeg);
+static void plan_free(void *plan);
+
 void image_ctx_free(image_ctx *ctx) {
-  if (ctx->tj) tjDestroy(ctx->tj);
+  jpeg_dec_free(ctx->jpeg);
+  plan_free(ctx->plan);
   free(ctx->file);
   free(ctx->img[0].px);
   free(ctx->img[1].px);
   free(ctx->tmp);
+  free(ctx->row);
   memset(ctx, 0, sizeof *ctx);
-}
-
-void image_to_chw(const image *im, uint8_t *dst) {
-  size_t plane = (size_t)im->h * (size_t)im->w;
-  int c = im->c;
-  const uint8_t *src = im->px;
-  if (c == 1) {
-    memcpy(dst, src, plane);
-  } else if (c == 3) {
-    uint8_t *r = dst, *g = dst + plane, *b = dst + 2 * plane;
-    for (size_t i = 0; i < plane; i++) {
-      r[i] = src[3 * i], g[i] = src[3 * i + 1], b[i] = src[3 * i + 2];
-    }
-  } else {
-    for (size_t i = 0; i < plane; i++)
-      for (int k = 0; k < c; k++) dst[k * plane + i] = src[i * c + k];
-  }
-}
-
-void image_to_chw_normalized(const image *im, float *dst, const float *mean, const float *std) {
-  size_t plane = (size_t)im->h * (size_t)im->w;
-  int c = im->c;
-  const uint8_t *src = im->px;
-  for (int k = 0; k < c; k++) {
-    float scale = 1.0f / (255.0f * std[k]), bias = -mean[k] / std[k];
-    float *out = dst + k * plane;
-    for (size_t i = 0; i < plane; i++) out[i] = (float)src[i * c + k] * scale + bias;
-  }
 }
 
 /* ---- files --------------------------------------------------------------- */
 
 static int read_file(image_ctx *ctx, const char *path, size_t *n) {
-  FILE *f = fopen(path, "rb");
   char eb[128];
-  if (!f) FAIL_INT("cannot open '%s': %s", path, strerror_r(errno, eb, sizeof eb));
-  size_t len = 0;
-  int rc = 0;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) FAIL_INT("cannot open '%s': %s", path, strerror_r(errno, eb, sizeof eb));
   struct stat st;
-  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-    rc = -1;
-  } else if (fseek(f, 0, SEEK_END) == 0) {
-    long size = ftell(f);
-    if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
-      rc = -1;
-    } else if (size > 0) {
-      if (!grow(&ctx->file, &ctx->file_cap, (size_t)size)) {
-        fclose(f);
-        FAIL_INT("'%s': out of memory reading %ld bytes", path, size);
-      }
-      len = fread(ctx->file, 1, (size_t)size, f);
-      if (len != (size_t)size) rc = -1;
-    }
-  } else {
-    rc = -1;
+  size_t len = 0;
+  bool ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  if (ok && st.st_size > 0 && !grow(&ctx->file, &ctx->file_cap, (size_t)st.st_size)) {
+    close(fd);
+    FAIL_INT("'%s': out of memory reading %lld bytes", path, (long long)st.st_size);
   }
-  fclose(f);
-  if (rc < 0) FAIL_INT("cannot read '%s' (not a regular file, or a read error)", path);
+  while (ok && len < (size_t)st.st_size) {
+    ssize_t got = read(fd, ctx->file + len, (size_t)st.st_size - len);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) ok = false;
+    else len += (size_t)got;
+  }
+  close(fd);
+  if (!ok) FAIL_INT("cannot read '%s' (not a regular file, or a read error)", path);
   if (len == 0) FAIL_INT("'%s' is empty (0 bytes)", path);
   *n = len;
   return 0;
@@ -165,27 +143,80 @@ typedef struct source {
   int w, h, file_channels;
 } source;
 
+/* The part of the (DCT-scaled) image to decode: columns [x0, x1), rows [y0, y1). */
+typedef struct window { int x0, x1, y0, y1; } window;
+
 static bool is_jpeg(const uint8_t *b, size_t n) { return n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF; }
 
-static tjhandle ctx_tj(image_ctx *ctx) {
-  if (!ctx->tj) ctx->tj = tjInitDecompress();
-  return ctx->tj;
+/* JPEGs go through libjpeg's own API rather than TurboJPEG's: only it can
+ * skip the rows (jpeg_skip_scanlines) and columns (jpeg_crop_scanline) that
+ * a crop does not read. Errors longjmp back to the setjmp of the call that
+ * drove the decoder, with libjpeg's message in msg. */
+typedef struct jpeg_dec {
+  struct jpeg_decompress_struct ci; /* first: libjpeg's callbacks get its address */
+  struct jpeg_error_mgr err;
+  jmp_buf jb;
+  char msg[JMSG_LENGTH_MAX];
+} jpeg_dec;
+
+static void jpeg_fail(j_common_ptr ci) {
+  jpeg_dec *d = (jpeg_dec *)ci;
+  ci->err->format_message(ci, d->msg);
+  longjmp(d->jb, 1);
+}
+
+/* A warning means corrupt data libjpeg would paper over (a file cut short
+ * comes out grey at the bottom): an error here, as TurboJPEG's
+ * TJFLAG_STOPONWARNING made it before. */
+static void jpeg_message(j_common_ptr ci, int level) {
+  if (level < 0) jpeg_fail(ci);
+}
+
+static void jpeg_dec_free(void *jpeg) {
+  jpeg_dec *d = jpeg;
+  if (!d) return;
+  jpeg_destroy_decompress(&d->ci);
+  free(d);
+}
+
+static jpeg_dec *ctx_jpeg(image_ctx *ctx) {
+  if (ctx->jpeg) return ctx->jpeg;
+  jpeg_dec *d = calloc(1, sizeof *d);
+  if (!d) return NULL;
+  d->ci.err = jpeg_std_error(&d->err);
+  d->err.error_exit = jpeg_fail;
+  d->err.emit_message = jpeg_message;
+  if (setjmp(d->jb)) {
+    free(d);
+    return NULL;
+  }
+  jpeg_create_decompress(&d->ci);
+  return ctx->jpeg = d;
+}
+
+/* Reads the header; the decoder stays parked after it for decode_jpeg. */
+static int probe_jpeg(image_ctx *ctx, source *s) {
+  jpeg_dec *d = ctx_jpeg(ctx);
+  if (!d) FAIL_INT("'%s': cannot start the JPEG decoder", s->name);
+  struct jpeg_decompress_struct *ci = &d->ci;
+  if (setjmp(d->jb)) {
+    jpeg_abort_decompress(ci);
+    FAIL_INT("'%s': corrupt or truncated JPEG (%s)", s->name, d->msg);
+  }
+  jpeg_abort_decompress(ci); /* whatever the last file left */
+  jpeg_mem_src(ci, s->buf, (unsigned long)s->n);
+  jpeg_read_header(ci, TRUE);
+  if (ci->jpeg_color_space == JCS_CMYK || ci->jpeg_color_space == JCS_YCCK) {
+    jpeg_abort_decompress(ci);
+    FAIL_INT("'%s': CMYK JPEGs are not supported", s->name);
+  }
+  s->fmt = FMT_JPEG, s->w = (int)ci->image_width, s->h = (int)ci->image_height;
+  s->file_channels = ci->jpeg_color_space == JCS_GRAYSCALE ? 1 : 3;
+  return 0;
 }
 
 static int probe(image_ctx *ctx, source *s) {
-  if (is_jpeg(s->buf, s->n)) {
-    tjhandle tj = ctx_tj(ctx);
-    if (!tj) FAIL_INT("'%s': cannot start the JPEG decoder", s->name);
-    int w = 0, h = 0, subsamp = 0, colorspace = 0;
-    if (tjDecompressHeader3(tj, s->buf, (unsigned long)s->n, &w, &h, &subsamp, &colorspace) < 0)
-      FAIL_INT("'%s': corrupt or truncated JPEG (%s)", s->name, tjGetErrorStr2(tj));
-    if (w < 1 || h < 1 || w > 65535 || h > 65535)
-      FAIL_INT("'%s': corrupt or truncated JPEG (header gives size %dx%d)", s->name, w, h);
-    if (colorspace == TJCS_CMYK || colorspace == TJCS_YCCK)
-      FAIL_INT("'%s': CMYK JPEGs are not supported", s->name);
-    s->fmt = FMT_JPEG, s->w = w, s->h = h, s->file_channels = colorspace == TJCS_GRAY ? 1 : 3;
-    return 0;
-  }
+  if (is_jpeg(s->buf, s->n)) return probe_jpeg(ctx, s);
   if (s->n > INT32_MAX) FAIL_INT("'%s': file too large to decode", s->name);
   int w, h, c;
   if (!stbi_info_from_memory(s->buf, (int)s->n, &w, &h, &c))
@@ -196,31 +227,81 @@ static int probe(image_ctx *ctx, source *s) {
 
 static int out_channels(const source *s, int channels) { return channels ? channels : s->file_channels; }
 
-/* The smallest DCT scale that keeps the decoded image at least `need` times
- * the original along both axes. Only 1/1, 1/2, 1/4 and 1/8: libjpeg-turbo
- * has fast (SIMD) inverse DCTs for those; 7/8 or 3/4 decode slower than the
- * full size does. */
-static tjscalingfactor pick_scale(double need) {
-  tjscalingfactor best = {1, 1};
-  int n = 0;
-  tjscalingfactor *sf = tjGetScalingFactors(&n);
-  for (int i = 0; sf && i < n; i++) {
-    double s = (double)sf[i].num / sf[i].denom;
-    if (sf[i].num == 1 && s >= need && s < (double)best.num / best.denom) best = sf[i];
-  }
-  return best;
+/* The largest DCT downscale 1/denom (1/2, 1/4 or 1/8: libjpeg-turbo has SIMD
+ * inverse DCTs for those; 7/8 or 3/4 decode slower than full size) that
+ * keeps at least `need` times the original resolution. */
+static int pick_denom(double need) {
+  for (int d = 8; d > 1; d /= 2)
+    if (1.0 / d >= need) return d;
+  return 1;
 }
 
-static int decode_jpeg(image_ctx *ctx, const source *s, int channels, double need, image *out) {
-  tjhandle tj = ctx_tj(ctx);
-  tjscalingfactor sf = need < 1 ? pick_scale(need) : (tjscalingfactor){1, 1};
-  int w = TJSCALED(s->w, sf), h = TJSCALED(s->h, sf), c = out_channels(s, channels);
-  int pf = c == 1 ? TJPF_GRAY : c == 3 ? TJPF_RGB : TJPF_RGBA;
-  if (c != 1 && c != 3 && c != 4) FAIL_INT("'%s': cannot decode a JPEG to %d channels", s->name, c);
-  if (image_alloc(out, h, w, c) < 0) return -1;
-  if (tjDecompress2(tj, s->buf, (unsigned long)s->n, out->px, w, 0, h, pf, TJFLAG_STOPONWARNING) < 0)
-    FAIL_INT("'%s': corrupt or truncated JPEG (%s)", s->name, tjGetErrorStr2(tj));
+static int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+static window whole(int w, int h) { return (window){0, w, 0, h}; }
+
+/* True when the bytes after the decoder's read position hold an end-of-image
+ * marker. Entropy-coded data cannot contain FF D9 (a data FF is stuffed as
+ * FF 00), so this tells a complete file from one cut short without decoding
+ * the rows after the crop. A file cut inside the rows read fails earlier:
+ * libjpeg warns that the data ended. */
+static bool jpeg_has_end(j_decompress_ptr ci) {
+  /* the whole input read already, or the entropy decoder's read-ahead met the marker */
+  if (jpeg_input_complete(ci) || ci->unread_marker == JPEG_EOI) return true;
+  const uint8_t *p = ci->src->next_input_byte;
+  size_t left = ci->src->bytes_in_buffer;
+  return left >= 2 && memmem(p, left, "\xFF\xD9", 2) != NULL;
+}
+
+/* The rows of the window, at 1/denom scale. libjpeg decodes the iMCU
+ * columns the window touches (its left edge moves left to an iMCU boundary:
+ * out->x0 says where it landed), skips the inverse DCT and colour conversion
+ * of the rows above, and stops reading at the window's bottom. */
+static int jpeg_read_window(jpeg_dec *d, const source *s, int c, int denom, window win, image *out) {
+  struct jpeg_decompress_struct *ci = &d->ci;
+  ci->out_color_space = c == 1 ? JCS_GRAYSCALE : c == 3 ? JCS_EXT_RGB : JCS_EXT_RGBA;
+  ci->scale_num = 1, ci->scale_denom = (unsigned)denom;
+  jpeg_start_decompress(ci);
+  if ((int)ci->output_width != ceil_div(s->w, denom) || (int)ci->output_height != ceil_div(s->h, denom)) {
+    snprintf(d->msg, sizeof d->msg, "decoded size %ux%u at 1/%d scale", ci->output_width, ci->output_height, denom);
+    return -1;
+  }
+  JDIMENSION x0 = (JDIMENSION)win.x0, w = (JDIMENSION)(win.x1 - win.x0);
+  if (w < ci->output_width) jpeg_crop_scanline(ci, &x0, &w);
+  if (image_alloc(out, win.y1 - win.y0, (int)w, c) < 0) return -2;
+  out->x0 = (int)x0, out->y0 = win.y0;
+  if (win.y0 > 0) jpeg_skip_scanlines(ci, (JDIMENSION)win.y0);
+  size_t stride = (size_t)w * (size_t)c;
+  while (ci->output_scanline < (JDIMENSION)win.y1) {
+    JSAMPROW rows[8];
+    int n = 0, at = (int)ci->output_scanline;
+    for (; n < 8 && at + n < win.y1; n++) rows[n] = out->px + (size_t)(at + n - win.y0) * stride;
+    jpeg_read_scanlines(ci, rows, (JDIMENSION)n);
+  }
+  if (ci->output_scanline < ci->output_height) {
+    if (!jpeg_has_end(ci)) {
+      snprintf(d->msg, sizeof d->msg, "no end-of-image marker after the image data");
+      return -1;
+    }
+    jpeg_abort_decompress(ci);
+  } else {
+    jpeg_finish_decompress(ci);
+  }
   return 0;
+}
+
+static int decode_jpeg(image_ctx *ctx, const source *s, int channels, int denom, window win, image *out) {
+  jpeg_dec *volatile d = ctx->jpeg; /* probe_jpeg made it and parked it after the header */
+  const source *volatile src = s;
+  volatile int c = out_channels(s, channels);
+  if (setjmp(d->jb)) {
+    jpeg_abort_decompress(&d->ci);
+    FAIL_INT("'%s': corrupt or truncated JPEG (%s)", src->name, d->msg);
+  }
+  int rc = jpeg_read_window(d, src, c, denom, win, out);
+  if (rc < 0) jpeg_abort_decompress(&d->ci);
+  if (rc == -1) FAIL_INT("'%s': corrupt or truncated JPEG (%s)", src->name, d->msg);
+  return rc;
 }
 
 static int decode_other(const source *s, int channels, image *out) {
@@ -228,38 +309,76 @@ static int decode_other(const source *s, int channels, image *out) {
   uint8_t *px = stbi_load_from_memory(s->buf, (int)s->n, &w, &h, &c, channels);
   if (!px) FAIL_INT("'%s': corrupt or truncated image (%s)", s->name, stbi_failure_reason());
   c = channels ? channels : c;
-  size_t n = (size_t)w * (size_t)h * (size_t)c;
   if (image_alloc(out, h, w, c) < 0) {
     stbi_image_free(px);
     return -1;
   }
-  memcpy(out->px, px, n);
+  memcpy(out->px, px, (size_t)w * (size_t)h * (size_t)c);
   stbi_image_free(px);
   return 0;
 }
 
-/* need: the fraction of the original resolution the next step uses (JPEG
- * only; 1 or more decodes at full size). */
-static int decode(image_ctx *ctx, const source *s, int channels, double need, image *out) {
-  if (channels != 0 && channels != 1 && channels != 3 && channels != 4)
+/* Decodes the window of the image at 1/denom scale (JPEG; other formats
+ * decode whole at full size and ignore both). */
+static int decode(image_ctx *ctx, const source *s, int channels, int denom, window win, image *out) {
+  if (channels != 0 && channels != 1 && channels != 3 && channels != 4) {
+    if (s->fmt == FMT_JPEG) jpeg_abort_decompress(&((jpeg_dec *)ctx->jpeg)->ci);
     FAIL_INT("'%s': channels must be 1, 3 or 4 (or 0 for the file's own), got %d", s->name, channels);
-  return s->fmt == FMT_JPEG ? decode_jpeg(ctx, s, channels, need, out) : decode_other(s, channels, out);
+  }
+  return s->fmt == FMT_JPEG ? decode_jpeg(ctx, s, channels, denom, win, out) : decode_other(s, channels, out);
+}
+
+static int decode_whole(image_ctx *ctx, const source *s, int channels, int denom, image *out) {
+  return decode(ctx, s, channels, denom, whole(ceil_div(s->w, denom), ceil_div(s->h, denom)), out);
 }
 
 /* ---- resampling ---------------------------------------------------------- */
 
 enum { PRECISION = 22 }; /* fixed-point bits of the filter weights, as PIL */
+#define HALF (1 << (PRECISION - 1))
 
-/* One axis: for each output pixel its taps (source index, weight), the
- * zero-weight ones dropped (padding with zeros is a missing tap). */
+/* The kernels below have an AVX2 form (the build's -march=x86-64-v3) and a
+ * plain one for other targets (and the sanitizer builds); both give the
+ * same bytes. */
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
+
+/* One axis: for each output pixel k taps (source index, weight). Every
+ * output has the same k, so the inner loops have no ragged ends: taps that
+ * fall on zero padding or weigh nothing get weight 0 and repeat an index in
+ * use. */
 typedef struct axis {
-  int n, ntaps;   /* outputs, tap slots per output */
-  int *idx;       /* n x ntaps */
-  int32_t *wt;    /* n x ntaps */
-  int *cnt;       /* taps in use per output */
-  int lo, hi;     /* source indices read, both included; lo > hi: none */
-  bool copy;      /* at most one full-weight tap each: a plain crop */
+  int n, k;     /* outputs, taps each */
+  int *idx;     /* n x k source indices */
+  int32_t *wt;  /* n x k */
+  int lo, hi;   /* source indices read, both included; lo > hi: none */
+  int *cnt;     /* taps in use per output, while planning */
+  size_t cap, cnt_cap;
 } axis;
+
+/* Both axes, and the x axis laid out for the across pass: outputs in
+ * pairs (an odd count gets a dummy last output), per pair and tap the two
+ * byte offsets and the two weights each repeated in four lanes, so one
+ * 256-bit multiply does two output pixels. */
+typedef struct plan {
+  axis x, y;
+  int32_t *off2, *wt8;
+  size_t pair_cap;
+} plan;
+
+static void plan_free(void *p) {
+  plan *pl = p;
+  if (!pl) return;
+  free(pl->x.idx), free(pl->x.wt), free(pl->x.cnt), free(pl->y.idx), free(pl->y.wt), free(pl->y.cnt);
+  free(pl->off2), free(pl->wt8);
+  free(pl);
+}
+
+static plan *ctx_plan(image_ctx *ctx) {
+  if (!ctx->plan) ctx->plan = calloc(1, sizeof(plan));
+  return ctx->plan;
+}
 
 /* The box along one axis: output i is centred at x0 + (i + 0.5) * scale and
  * sees source pixels in [lo, hi). */
@@ -280,162 +399,315 @@ static int pad_index(int j, int n, int pad_mode) {
   return j < n ? j : period - j;
 }
 
-static void axis_free(axis *a) {
-  free(a->idx);
-  free(a->wt);
-  free(a->cnt);
+/* The taps of output i into idx/wt (room for `room`); returns how many. */
+static int output_taps(span sp, int i, double support, int clo, int chi, int src_n, int pad_mode, int room,
+                       int *idx, int32_t *wt) {
+  double center = sp.x0 + (i + 0.5) * sp.scale, inv = 1 / support, total = 0, w[room];
+  int lo = (int)floor(center - support + 0.5), hi = (int)floor(center + support + 0.5), k = 0;
+  if (lo < clo) lo = clo;
+  if (hi > chi) hi = chi;
+  if (hi > lo + room) hi = lo + room;
+  for (int j = lo; j < hi; j++) total += w[j - lo] = triangle((j - center + 0.5) * inv);
+  for (int j = lo; j < hi; j++) {
+    int src = pad_index(j, src_n, pad_mode);
+    int32_t fixed = total > 0 ? (int32_t)lround(w[j - lo] / total * (1 << PRECISION)) : 0;
+    if (src < 0 || fixed == 0) continue;
+    idx[k] = src, wt[k++] = fixed;
+  }
+  return k;
 }
 
-static int axis_plan(axis *a, int n, span sp, int src_n, int pad_mode) {
-  double support = sp.scale > 1 ? sp.scale : 1, inv = 1 / support;
-  int clo = (int)floor(sp.lo + 1e-9), chi = (int)ceil(sp.hi - 1e-9);
-  a->n = n;
-  a->ntaps = (int)ceil(2 * support) + 1;
-  a->idx = malloc(sizeof(int) * (size_t)n * (size_t)a->ntaps);
-  a->wt = malloc(sizeof(int32_t) * (size_t)n * (size_t)a->ntaps);
-  a->cnt = malloc(sizeof(int) * (size_t)n);
-  if (!a->idx || !a->wt || !a->cnt) {
-    axis_free(a);
-    FAIL_INT("image: out of memory planning a resize");
+static int axis_reserve(axis *a, int n, int room) {
+  size_t need = (size_t)n * (size_t)room;
+  if (need > a->cap) {
+    int *idx = realloc(a->idx, sizeof(int) * need);
+    if (idx) a->idx = idx;
+    int32_t *wt = idx ? realloc(a->wt, sizeof(int32_t) * need) : NULL;
+    if (!wt) return -1;
+    a->wt = wt, a->cap = need;
   }
-  a->copy = sp.scale == 1 && sp.x0 == floor(sp.x0);
-  a->lo = INT32_MAX, a->hi = -1;
-  double w[a->ntaps];
+  if ((size_t)n > a->cnt_cap) {
+    int *cnt = realloc(a->cnt, sizeof(int) * (size_t)n);
+    if (!cnt) return -1;
+    a->cnt = cnt, a->cnt_cap = (size_t)n;
+  }
+  return 0;
+}
+
+/* Plans the axis, then packs every output's taps to the widest output's
+ * count (k), padding with weight-0 taps on an index in use. */
+static int axis_plan(axis *a, int n, span sp, int src_n, int pad_mode) {
+  double support = sp.scale > 1 ? sp.scale : 1;
+  int clo = (int)floor(sp.lo + 1e-9), chi = (int)ceil(sp.hi - 1e-9);
+  int room = (int)ceil(2 * support) + 1;
+  if (axis_reserve(a, n, room) < 0) FAIL_INT("image: out of memory planning a resize");
+  a->n = n, a->k = 0, a->lo = INT32_MAX, a->hi = -1;
   for (int i = 0; i < n; i++) {
-    double center = sp.x0 + (i + 0.5) * sp.scale, total = 0;
-    int lo = (int)floor(center - support + 0.5), hi = (int)floor(center + support + 0.5);
-    if (lo < clo) lo = clo;
-    if (hi > chi) hi = chi;
-    if (hi > lo + a->ntaps) hi = lo + a->ntaps;
-    for (int j = lo; j < hi; j++) total += w[j - lo] = triangle((j - center + 0.5) * inv);
-    int *idx = a->idx + (size_t)i * a->ntaps, k = 0;
-    int32_t *wt = a->wt + (size_t)i * a->ntaps;
-    for (int j = lo; j < hi; j++) {
-      int src = pad_index(j, src_n, pad_mode);
-      int32_t fixed = total > 0 ? (int32_t)lround(w[j - lo] / total * (1 << PRECISION)) : 0;
-      if (src < 0 || fixed == 0) continue;
-      idx[k] = src, wt[k++] = fixed;
-      if (src < a->lo) a->lo = src;
-      if (src > a->hi) a->hi = src;
+    int *idx = a->idx + (size_t)i * room;
+    int k = output_taps(sp, i, support, clo, chi, src_n, pad_mode, room, idx, a->wt + (size_t)i * room);
+    for (int t = 0; t < k; t++) {
+      if (idx[t] < a->lo) a->lo = idx[t];
+      if (idx[t] > a->hi) a->hi = idx[t];
     }
+    if (k > a->k) a->k = k;
     a->cnt[i] = k;
   }
+  int k = a->k > 0 ? a->k : 1;
+  for (int i = 0; i < n; i++) { /* in place: output i moves down from i * room to i * k */
+    int *idx = a->idx + (size_t)i * k;
+    int32_t *wt = a->wt + (size_t)i * k;
+    int used = a->cnt[i];
+    memmove(idx, a->idx + (size_t)i * room, sizeof(int) * (size_t)used);
+    memmove(wt, a->wt + (size_t)i * room, sizeof(int32_t) * (size_t)used);
+    for (int t = used; t < k; t++) idx[t] = used ? idx[used - 1] : a->lo <= a->hi ? a->lo : 0, wt[t] = 0;
+  }
+  a->k = k;
   return 0;
 }
 
-static inline uint8_t clip8(int32_t acc) {
-  acc >>= PRECISION;
-  return (uint8_t)(acc < 0 ? 0 : acc > 255 ? 255 : acc);
-}
-
-/* One row across: out[x] = sum of taps of row (source index - shift).
- * 255 * 2^22 fits an int32 and the weights are non-negative. */
-static void hpass(const uint8_t *row, int c, const axis *ax, int shift, uint8_t *out) {
-  const int half = 1 << (PRECISION - 1);
-  for (int x = 0; x < ax->n; x++) {
-    const int *idx = ax->idx + (size_t)x * ax->ntaps;
-    const int32_t *wt = ax->wt + (size_t)x * ax->ntaps;
-    int cnt = ax->cnt[x];
-    if (c == 3) {
-      int32_t a0 = half, a1 = half, a2 = half;
-      for (int t = 0; t < cnt; t++) {
-        const uint8_t *p = row + (idx[t] - shift) * 3;
-        int32_t w = wt[t];
-        a0 += w * p[0], a1 += w * p[1], a2 += w * p[2];
+/* The x plan against a source window: byte offsets within its rows, in
+ * pairs of outputs (see plan). */
+static int plan_pairs(plan *pl, const image *src) {
+  const axis *ax = &pl->x;
+  int k = ax->k, pairs = (ax->n + 1) / 2;
+  size_t need = (size_t)pairs * k;
+  if (need > pl->pair_cap) {
+    int32_t *off2 = realloc(pl->off2, sizeof(int32_t) * 2 * need);
+    if (off2) pl->off2 = off2;
+    int32_t *wt8 = off2 ? realloc(pl->wt8, sizeof(int32_t) * 8 * need) : NULL;
+    if (!wt8) FAIL_INT("image: out of memory planning a resize");
+    pl->wt8 = wt8, pl->pair_cap = need;
+  }
+  for (int p = 0; p < pairs; p++)
+    for (int t = 0; t < k; t++)
+      for (int h = 0; h < 2; h++) {
+        int x = 2 * p + h < ax->n ? 2 * p + h : 2 * p; /* the dummy repeats its partner's taps */
+        int32_t w = 2 * p + h < ax->n ? ax->wt[(size_t)x * k + t] : 0;
+        size_t at = (size_t)p * k + t;
+        pl->off2[2 * at + h] = (ax->idx[(size_t)x * k + t] - src->x0) * src->c;
+        for (int lane = 0; lane < 4; lane++) pl->wt8[8 * at + 4 * h + lane] = w;
       }
-      out[3 * x] = clip8(a0), out[3 * x + 1] = clip8(a1), out[3 * x + 2] = clip8(a2);
-    } else {
-      for (int k = 0; k < c; k++) {
-        int32_t acc = half;
-        for (int t = 0; t < cnt; t++) acc += wt[t] * row[(idx[t] - shift) * c + k];
-        out[x * c + k] = clip8(acc);
-      }
+  return 0;
+}
+
+/* The weights are >= 0 and sum to 1 (to 2^-22), so every sum below is
+ * within 0..255 after the shift: no clamping. */
+
+#ifdef __AVX2__
+static inline __m128i load4(const uint8_t *p) {
+  int32_t v;
+  memcpy(&v, p, 4);
+  return _mm_cvtsi32_si128(v);
+}
+
+/* One row across, 3 or 4 channels, two output pixels a step. Each pixel is
+ * read and written as four bytes (an RGB pixel's fourth is the next one's
+ * red: ignored, then overwritten; the buffers' slack covers the ends). */
+static inline void hpass_px(const uint8_t *row, const plan *pl, int c, const int k, uint8_t *out) {
+  const int32_t *off = pl->off2, *wt = pl->wt8;
+  for (int x = 0; x < pl->x.n; x += 2, off += 2 * k, wt += 8 * k) {
+    __m256i acc = _mm256_set1_epi32(HALF);
+    for (int t = 0; t < k; t++) {
+      __m128i two = _mm_unpacklo_epi32(load4(row + off[2 * t]), load4(row + off[2 * t + 1]));
+      __m256i w = _mm256_loadu_si256((const __m256i *)(wt + 8 * t));
+      acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(two), w));
+    }
+    acc = _mm256_srai_epi32(acc, PRECISION);
+    acc = _mm256_packus_epi16(_mm256_packs_epi32(acc, acc), acc); /* each lane's low 4 bytes: a pixel */
+    int32_t a = _mm256_cvtsi256_si32(acc), b = _mm_cvtsi128_si32(_mm256_extracti128_si256(acc, 1));
+    memcpy(out + (size_t)x * c, &a, 4);
+    memcpy(out + (size_t)(x + 1) * c, &b, 4); /* x + 1 == n: the dummy, into the next row or slack */
+  }
+}
+
+/* One output row down, 16 bytes a step (len rounds up into the slack). */
+static void vpass(const uint8_t *const *rows, const int32_t *wt, int k, size_t len, uint8_t *out) {
+  for (size_t i = 0; i < len; i += 16) {
+    __m256i lo = _mm256_set1_epi32(HALF), hi = lo;
+    for (int t = 0; t < k; t++) {
+      __m128i v = _mm_loadu_si128((const __m128i *)(rows[t] + i));
+      __m256i w = _mm256_set1_epi32(wt[t]);
+      lo = _mm256_add_epi32(lo, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(v), w));
+      hi = _mm256_add_epi32(hi, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(v, 8)), w));
+    }
+    __m256i p16 = _mm256_packs_epi32(_mm256_srai_epi32(lo, PRECISION), _mm256_srai_epi32(hi, PRECISION));
+    p16 = _mm256_permute4x64_epi64(p16, 0xD8); /* packs works per 128-bit lane: restore the order */
+    __m128i p8 = _mm_packus_epi16(_mm256_castsi256_si128(p16), _mm256_extracti128_si256(p16, 1));
+    _mm_storeu_si128((__m128i *)(out + i), p8);
+  }
+}
+#else
+static inline void hpass_px(const uint8_t *row, const plan *pl, int c, const int k, uint8_t *out) {
+  const int32_t *off = pl->off2, *wt = pl->wt8;
+  for (int x = 0; x < pl->x.n; x++) {
+    size_t at = (size_t)(x / 2) * k, h = (size_t)(x & 1);
+    for (int ch = 0; ch < c; ch++) {
+      int32_t acc = HALF;
+      for (int t = 0; t < k; t++) acc += wt[8 * (at + t) + 4 * h] * row[off[2 * (at + t) + h] + ch];
+      out[(size_t)x * c + ch] = (uint8_t)(acc >> PRECISION);
     }
   }
 }
 
-/* One output row down: out[i] = sum of taps of rows base + (index - shift) * stride. */
-static void vpass(const uint8_t *base, size_t stride, int shift, const axis *ay, int y, int len,
-                  int32_t *acc, uint8_t *out) {
-  const int *idx = ay->idx + (size_t)y * ay->ntaps;
-  const int32_t *wt = ay->wt + (size_t)y * ay->ntaps;
-  for (int i = 0; i < len; i++) acc[i] = 1 << (PRECISION - 1);
-  for (int t = 0; t < ay->cnt[y]; t++) {
-    const uint8_t *row = base + (size_t)(idx[t] - shift) * stride;
-    int32_t w = wt[t];
-    for (int i = 0; i < len; i++) acc[i] += w * row[i];
+static void vpass(const uint8_t *const *rows, const int32_t *wt, int k, size_t len, uint8_t *out) {
+  for (size_t i = 0; i < len; i++) {
+    int32_t acc = HALF;
+    for (int t = 0; t < k; t++) acc += wt[t] * rows[t][i];
+    out[i] = (uint8_t)(acc >> PRECISION);
   }
-  for (int i = 0; i < len; i++) out[i] = clip8(acc[i]);
+}
+#endif
+
+static void hpass_grey(const uint8_t *row, const plan *pl, int k, uint8_t *out) {
+  const int32_t *off = pl->off2, *wt = pl->wt8;
+  for (int x = 0; x < pl->x.n; x++) {
+    size_t at = (size_t)(x / 2) * k, h = (size_t)(x & 1);
+    int32_t acc = HALF;
+    for (int t = 0; t < k; t++) acc += wt[8 * (at + t) + 4 * h] * row[off[2 * (at + t) + h]];
+    out[x] = (uint8_t)(acc >> PRECISION);
+  }
 }
 
-/* Crop-copy fast path: every output pixel is one source pixel or padding. */
-static void copy_box(const image *src, const axis *ax, const axis *ay, image *dst) {
+/* The tap count as a constant for the common small filters, so the tap
+ * loop unrolls. */
+static void hpass(const uint8_t *row, const plan *pl, int c, uint8_t *out) {
+  int k = pl->x.k;
+  if (c == 1) hpass_grey(row, pl, k, out);
+  else if (k == 2) hpass_px(row, pl, c, 2, out);
+  else if (k == 3) hpass_px(row, pl, c, 3, out);
+  else if (k == 4) hpass_px(row, pl, c, 4, out);
+  else hpass_px(row, pl, c, k, out);
+}
+
+/* ---- writing rows out ---------------------------------------------------- */
+
+/* An open sink: where row y of a c x h x w image goes, mirrored or not. */
+typedef struct dest {
+  image_sink *s;
+  int c, h, w;
+  bool mirror;
+} dest;
+
+#ifdef __AVX2__
+/* Pixels 0..7 of an RGB row as the low 8 bytes of r, g and b (reads 28
+ * bytes: 4 past the 8 pixels, within the row after or the slack). */
+static inline void split_rgb8(const uint8_t *p, __m128i *r, __m128i *g, __m128i *b) {
+  const __m128i planar = _mm_setr_epi8(0, 3, 6, 9, 1, 4, 7, 10, 2, 5, 8, 11, -1, -1, -1, -1);
+  __m128i lo = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)p), planar);
+  __m128i hi = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 12)), planar);
+  __m128i rg = _mm_unpacklo_epi32(lo, hi);
+  *r = rg, *g = _mm_srli_si128(rg, 8), *b = _mm_unpackhi_epi32(lo, hi);
+}
+
+/* RGB rows eight pixels a step; returns how many pixels it did. */
+static int put_rgb_u8(uint8_t *const o[3], int w, bool mirror, const uint8_t *row) {
+  const __m128i rev = _mm_setr_epi8(7, 6, 5, 4, 3, 2, 1, 0, 8, 9, 10, 11, 12, 13, 14, 15);
+  int x = 0;
+  for (; x + 8 <= w; x += 8) {
+    __m128i v[3];
+    split_rgb8(row + 3 * x, &v[0], &v[1], &v[2]);
+    for (int k = 0; k < 3; k++) {
+      if (mirror) _mm_storel_epi64((__m128i *)(o[k] + w - 8 - x), _mm_shuffle_epi8(v[k], rev));
+      else _mm_storel_epi64((__m128i *)(o[k] + x), v[k]);
+    }
+  }
+  return x;
+}
+
+static int put_rgb_f32(float *const o[3], int w, bool mirror, const float *scale, const float *bias,
+                       const uint8_t *row) {
+  const __m256i rev = _mm256_setr_epi32(7, 6, 5, 4, 3, 2, 1, 0);
+  int x = 0;
+  for (; x + 8 <= w; x += 8) {
+    __m128i v[3];
+    split_rgb8(row + 3 * x, &v[0], &v[1], &v[2]);
+    for (int k = 0; k < 3; k++) {
+      __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v[k]));
+      f = _mm256_add_ps(_mm256_mul_ps(f, _mm256_set1_ps(scale[k])), _mm256_set1_ps(bias[k])); /* as the tail: no FMA */
+      if (mirror) _mm256_storeu_ps(o[k] + w - 8 - x, _mm256_permutevar8x32_ps(f, rev));
+      else _mm256_storeu_ps(o[k] + x, f);
+    }
+  }
+  return x;
+}
+#endif
+
+/* Row y into the CHW planes; `from` pixels already done. */
+static void put_row_u8(const dest *d, int y, const uint8_t *row) {
+  size_t plane = (size_t)d->h * (size_t)d->w;
+  int c = d->c, w = d->w, from = 0;
+  uint8_t *o[4];
+  for (int k = 0; k < c; k++) o[k] = d->s->u8 + k * plane + (size_t)y * w;
+#ifdef __AVX2__
+  if (c == 3) from = put_rgb_u8(o, w, d->mirror, row);
+#endif
+  for (int k = 0; k < c; k++)
+    for (int x = from; x < w; x++) o[k][d->mirror ? w - 1 - x : x] = row[x * c + k];
+}
+
+static void put_row_f32(const dest *d, int y, const uint8_t *row) {
+  size_t plane = (size_t)d->h * (size_t)d->w;
+  int c = d->c, w = d->w, from = 0;
+  const float *scale = d->s->scale, *bias = d->s->bias;
+  float *o[4];
+  for (int k = 0; k < c; k++) o[k] = d->s->f32 + k * plane + (size_t)y * w;
+#ifdef __AVX2__
+  if (c == 3) from = put_rgb_f32(o, w, d->mirror, scale, bias, row);
+#endif
+  for (int k = 0; k < c; k++)
+    for (int x = from; x < w; x++) o[k][d->mirror ? w - 1 - x : x] = (float)row[x * c + k] * scale[k] + bias[k];
+}
+
+static void put_row(const dest *d, int y, const uint8_t *row) {
+  if (d->s->f32) put_row_f32(d, y, row);
+  else put_row_u8(d, y, row);
+}
+
+static int dest_open(dest *d, image_sink *s, int c, int h, int w, bool mirror) {
+  *d = (dest){s, c, h, w, mirror};
+  s->u8 = NULL, s->f32 = NULL;
+  return s->open(s, c, h, w);
+}
+
+/* A sink into an HWC image (the next step's input). */
+static int open_image(image_sink *s, int c, int h, int w) {
+  image *im = s->arg;
+  if (image_alloc(im, h, w, c) < 0) return -1;
+  s->u8 = im->px;
+  return 0;
+}
+
+static void put(const dest *d, int y, const uint8_t *row) {
+  if (d->s->open == open_image) memcpy(d->s->u8 + (size_t)y * d->w * d->c, row, (size_t)d->w * d->c);
+  else put_row(d, y, row);
+}
+
+/* Separable resampling, across then down: the source rows in use go across
+ * into ctx->tmp, then each output row comes down from those into ctx->row
+ * and out to the sink. */
+static int resample(image_ctx *ctx, const image *src, plan *pl, const dest *out) {
+  const axis *ax = &pl->x, *ay = &pl->y;
   int c = src->c;
-  for (int y = 0; y < ay->n; y++) {
-    uint8_t *out = dst->px + (size_t)y * dst->w * c;
-    if (ay->cnt[y] == 0) {
-      memset(out, 0, (size_t)dst->w * c);
-      continue;
-    }
-    const uint8_t *row = src->px + (size_t)ay->idx[(size_t)y * ay->ntaps] * src->w * c;
-    for (int x = 0; x < ax->n; x++) {
-      if (ax->cnt[x] == 0) memset(out + x * c, 0, (size_t)c);
-      else memcpy(out + x * c, row + ax->idx[(size_t)x * ax->ntaps] * c, (size_t)c);
-    }
-  }
-}
-
-typedef struct box {
-  span x, y;
-  int out_w, out_h, pad_mode;
-} box;
-
-/* Separable resampling, in the order that runs the scalar horizontal pass
- * over fewer rows: across first over the source rows in use when the output
- * has more rows than that, else down first over the source columns in use. */
-static int resample_planned(image_ctx *ctx, const image *src, const axis *ax, const axis *ay, image *dst) {
-  int c = src->c;
-  size_t out_row = (size_t)dst->w * c, src_row = (size_t)src->w * c;
-  if (ay->lo > ay->hi || ax->lo > ax->hi) {
-    memset(dst->px, 0, out_row * dst->h); /* all padding */
+  size_t out_row = (size_t)ax->n * c;
+  if (!grow(&ctx->row, &ctx->row_cap, out_row + 16)) FAIL_INT("image: out of memory resizing");
+  if (ay->lo > ay->hi || ax->lo > ax->hi) { /* all padding */
+    memset(ctx->row, 0, out_row);
+    for (int y = 0; y < ay->n; y++) put(out, y, ctx->row);
     return 0;
   }
-  int rows = ay->hi - ay->lo + 1, cols = ax->hi - ax->lo + 1;
-  bool across_first = dst->h >= rows;
-  size_t tmp_bytes = across_first ? (size_t)rows * out_row : (size_t)cols * c;
-  size_t acc_len = across_first ? out_row : (size_t)cols * c;
-  int32_t *acc = malloc(sizeof(int32_t) * acc_len);
-  if (!acc || !grow(&ctx->tmp, &ctx->tmp_cap, tmp_bytes)) {
-    free(acc);
-    FAIL_INT("image: out of memory resizing");
+  if (plan_pairs(pl, src) < 0) return -1;
+  int rows = ay->hi - ay->lo + 1;
+  if (!grow(&ctx->tmp, &ctx->tmp_cap, (size_t)rows * out_row + 16)) FAIL_INT("image: out of memory resizing");
+  size_t src_row = (size_t)src->w * c;
+  for (int r = 0; r < rows; r++) hpass(src->px + (size_t)(ay->lo - src->y0 + r) * src_row, pl, c, ctx->tmp + r * out_row);
+  const uint8_t *taps[ay->k];
+  for (int y = 0; y < ay->n; y++) {
+    const int *idx = ay->idx + (size_t)y * ay->k;
+    for (int t = 0; t < ay->k; t++) taps[t] = ctx->tmp + (size_t)(idx[t] - ay->lo) * out_row;
+    vpass(taps, ay->wt + (size_t)y * ay->k, ay->k, out_row, ctx->row);
+    put(out, y, ctx->row);
   }
-  if (across_first) {
-    for (int r = 0; r < rows; r++) hpass(src->px + (size_t)(ay->lo + r) * src_row, c, ax, 0, ctx->tmp + r * out_row);
-    for (int y = 0; y < dst->h; y++) vpass(ctx->tmp, out_row, ay->lo, ay, y, (int)out_row, acc, dst->px + y * out_row);
-  } else {
-    const uint8_t *base = src->px + (size_t)ax->lo * c;
-    for (int y = 0; y < dst->h; y++) {
-      vpass(base, src_row, 0, ay, y, cols * c, acc, ctx->tmp);
-      hpass(ctx->tmp, c, ax, ax->lo, dst->px + y * out_row);
-    }
-  }
-  free(acc);
   return 0;
-}
-
-static int resample(image_ctx *ctx, const image *src, const box *b, image *dst) {
-  axis ax = {0}, ay = {0};
-  if (axis_plan(&ax, b->out_w, b->x, src->w, b->pad_mode) < 0) return -1;
-  if (axis_plan(&ay, b->out_h, b->y, src->h, b->pad_mode) < 0) {
-    axis_free(&ax);
-    return -1;
-  }
-  int rc = image_alloc(dst, b->out_h, b->out_w, src->c);
-  if (rc == 0 && ax.copy && ay.copy) copy_box(src, &ax, &ay, dst);
-  else if (rc == 0) rc = resample_planned(ctx, src, &ax, &ay, dst);
-  axis_free(&ax);
-  axis_free(&ay);
-  return rc;
 }
 
 static void flip_horizontal(image *im) {
@@ -450,6 +722,19 @@ static void flip_horizontal(image *im) {
       }
   }
 }
+
+/* The whole image out to the sink (no geometric step ran). */
+static int emit_image(const image *im, image_sink *s, bool mirror) {
+  dest d;
+  if (dest_open(&d, s, im->c, im->h, im->w, mirror) < 0) return -1;
+  for (int y = 0; y < im->h; y++) put(&d, y, im->px + (size_t)y * im->w * im->c);
+  return 0;
+}
+
+typedef struct box {
+  span x, y;
+  int out_w, out_h, pad_mode;
+} box;
 
 /* ---- the steps as boxes -------------------------------------------------- */
 
@@ -564,66 +849,134 @@ void pipeline_out_size(int ntfms, const fc_tfm *tfms, int *height, int *width) {
     if (tfms[i].kind != FC_TFM_FLIP) *height = tfms[i].height, *width = tfms[i].width;
 }
 
-/* Runs the steps. With `src` the image is not decoded yet: the first step is
- * planned on the header's size, and decoding then keeps only the resolution
- * that step uses. Returns the index of ctx->img holding the result. */
+/* ---- running the steps --------------------------------------------------- */
+
+enum { WINDOW_MARGIN = 2 };
+
+/* The part of a W x H image the plans read, widened by a margin: libjpeg's
+ * fancy (smooth) chroma upsampling treats the edge of a partial decode as the
+ * image's edge, which changes the outermost row or column of the window; with
+ * the margin every pixel the plans read is the full decode's. */
+static window plan_window(const axis *ax, const axis *ay, int W, int H) {
+  if (ax->lo > ax->hi || ay->lo > ay->hi) return whole(W, H);
+  window w = {ax->lo - WINDOW_MARGIN, ax->hi + 1 + WINDOW_MARGIN, ay->lo - WINDOW_MARGIN, ay->hi + 1 + WINDOW_MARGIN};
+  if (w.x0 < 0) w.x0 = 0;
+  if (w.y0 < 0) w.y0 = 0;
+  if (w.x1 > W) w.x1 = W;
+  if (w.y1 > H) w.y1 = H;
+  return w;
+}
+
+/* The first geometric step on an image not decoded yet: the box is planned
+ * on the header's size, then the JPEG decodes at the smallest DCT scale that
+ * keeps the resolution the box uses, and only the window its taps read. */
+static int plan_and_decode(image_ctx *ctx, plan *pl, const source *src, int channels, box b, image *im) {
+  int denom = src->fmt == FMT_JPEG ? pick_denom(fmax(1 / b.x.scale, 1 / b.y.scale)) : 1;
+  int W = ceil_div(src->w, denom), H = ceil_div(src->h, denom);
+  b.x = scale_span(b.x, (double)W / src->w);
+  b.y = scale_span(b.y, (double)H / src->h);
+  if (axis_plan(&pl->x, b.out_w, b.x, W, b.pad_mode) < 0 || axis_plan(&pl->y, b.out_h, b.y, H, b.pad_mode) < 0)
+    return -1;
+  window win = src->fmt == FMT_JPEG ? plan_window(&pl->x, &pl->y, W, H) : whole(W, H);
+  return decode(ctx, src, channels, denom, win, im);
+}
+
+static int last_geometric(int ntfms, const fc_tfm *tfms) {
+  int last = -1;
+  for (int i = 0; i < ntfms; i++)
+    if (tfms[i].kind != FC_TFM_FLIP) last = i;
+  return last;
+}
+
+/* Runs the steps into the sink. With `src` the image is not decoded yet
+ * (see plan_and_decode); without, ctx->img[0] holds it. The last geometric
+ * step resamples straight into the sink; flips after it mirror the rows as
+ * they are written. */
 static int run_steps(image_ctx *ctx, const source *src, int channels, int ntfms, const fc_tfm *tfms,
-                     item_rng *r) {
-  int cur = 0;
-  bool decoded = src == NULL;
+                     item_rng *r, image_sink *out) {
+  plan *pl = ctx_plan(ctx);
+  if (!pl) FAIL_INT("image: out of memory");
+  int cur = 0, last = last_geometric(ntfms, tfms);
+  bool decoded = src == NULL, mirror = false;
   for (int i = 0; i < ntfms; i++) {
     const fc_tfm *t = &tfms[i];
+    image *im = &ctx->img[cur];
     if (t->kind == FC_TFM_FLIP) {
-      if (!decoded && decode(ctx, src, channels, 1, &ctx->img[cur]) < 0) return -1;
+      bool flip = rng_unit(r) < t->p;
+      if (i > last) {
+        mirror ^= flip;
+        continue;
+      }
+      if (!decoded && decode_whole(ctx, src, channels, 1, im) < 0) return -1;
       decoded = true;
-      if (rng_unit(r) < t->p) flip_horizontal(&ctx->img[cur]);
+      if (flip) flip_horizontal(im);
       continue;
     }
-    int w = decoded ? ctx->img[cur].w : src->w, h = decoded ? ctx->img[cur].h : src->h;
-    box b = step_box(t, w, h, r);
+    box b = step_box(t, decoded ? im->w : src->w, decoded ? im->h : src->h, r);
     if (!decoded) {
-      double need = fmax(1 / b.x.scale, 1 / b.y.scale);
-      if (decode(ctx, src, channels, need, &ctx->img[cur]) < 0) return -1;
+      if (plan_and_decode(ctx, pl, src, channels, b, im) < 0) return -1;
       decoded = true;
-      b.x = scale_span(b.x, (double)ctx->img[cur].w / w);
-      b.y = scale_span(b.y, (double)ctx->img[cur].h / h);
+    } else if (axis_plan(&pl->x, b.out_w, b.x, im->w, b.pad_mode) < 0 ||
+               axis_plan(&pl->y, b.out_h, b.y, im->h, b.pad_mode) < 0) {
+      return -1;
     }
-    if (resample(ctx, &ctx->img[cur], &b, &ctx->img[1 - cur]) < 0) return -1;
+    image_sink next = {.open = open_image, .arg = &ctx->img[1 - cur]};
+    dest d;
+    if (dest_open(&d, i == last ? out : &next, im->c, b.out_h, b.out_w, i == last && mirror) < 0) return -1;
+    if (resample(ctx, im, pl, &d) < 0) return -1;
     cur = 1 - cur;
   }
-  if (!decoded && decode(ctx, src, channels, 1, &ctx->img[cur]) < 0) return -1;
-  return cur;
+  if (last >= 0) return 0;
+  if (!decoded && decode_whole(ctx, src, channels, 1, &ctx->img[cur]) < 0) return -1;
+  return emit_image(&ctx->img[cur], out, mirror);
 }
 
 int image_load_item(image_ctx *ctx, const char *path, int channels, int ntfms, const fc_tfm *tfms,
-                    uint64_t seed, int64_t epoch, int64_t item, const image **out) {
+                    uint64_t seed, int64_t epoch, int64_t item, image_sink *out) {
   size_t n;
   if (read_file(ctx, path, &n) < 0) return -1;
   source s = {.buf = ctx->file, .n = n, .name = path};
   if (probe(ctx, &s) < 0) return -1;
   item_rng r;
   rng_init(&r, seed, epoch, item);
-  int cur = run_steps(ctx, &s, channels, ntfms, tfms, &r);
-  if (cur < 0) return -1;
-  *out = &ctx->img[cur];
-  return 0;
+  return run_steps(ctx, &s, channels, ntfms, tfms, &r, out);
 }
 
 /* ---- public API ---------------------------------------------------------- */
 
-static fc_tensor *chw_tensor(const image *im) {
-  int64_t shape[3] = {im->c, im->h, im->w};
+int image_decode_jpeg_window(image_ctx *ctx, const void *data, size_t nbytes, int channels, int denom,
+                             int x0, int x1, int y0, int y1, image *out) {
+  source s = {.buf = data, .n = nbytes, .name = "<memory>"};
+  if (!data || !is_jpeg(data, nbytes)) FAIL_INT("decode_jpeg_window: not a JPEG");
+  if (probe(ctx, &s) < 0) return -1;
+  int W = ceil_div(s.w, denom), H = ceil_div(s.h, denom);
+  if (denom < 1 || denom > 8 || (denom & (denom - 1)) || x0 < 0 || x0 >= x1 || x1 > W || y0 < 0 || y0 >= y1 || y1 > H) {
+    jpeg_abort_decompress(&((jpeg_dec *)ctx->jpeg)->ci);
+    FAIL_INT("decode_jpeg_window: window [%d,%d)x[%d,%d) outside the %dx%d image at 1/%d", x0, x1, y0, y1, W, H, denom);
+  }
+  return decode(ctx, &s, channels, denom, (window){x0, x1, y0, y1}, out);
+}
+
+/* A sink that makes a uint8 [C,H,W] tensor. */
+static int open_tensor(image_sink *s, int c, int h, int w) {
+  int64_t shape[3] = {c, h, w};
   fc_tensor *t = fc_empty(3, shape, FC_UINT8, (fc_device){FC_CPU, 0});
-  if (t) image_to_chw(im, (uint8_t *)fc_data_ptr(t));
-  return t;
+  if (!t) return -1;
+  *(fc_tensor **)s->arg = t;
+  s->u8 = fc_data_ptr(t);
+  return 0;
 }
 
 static fc_tensor *decode_to_tensor(image_ctx *ctx, source *s, int channels, int min_h, int min_w) {
   if (probe(ctx, s) < 0) return NULL;
   double need = 1;
   if (min_h > 0 && min_w > 0) need = fmax((double)min_h / s->h, (double)min_w / s->w);
-  if (decode(ctx, s, channels, need, &ctx->img[0]) < 0) return NULL;
-  return chw_tensor(&ctx->img[0]);
+  int denom = s->fmt == FMT_JPEG ? pick_denom(need) : 1;
+  if (decode_whole(ctx, s, channels, denom, &ctx->img[0]) < 0) return NULL;
+  fc_tensor *t = NULL;
+  image_sink sink = {.open = open_tensor, .arg = &t};
+  if (emit_image(&ctx->img[0], &sink, false) < 0) return NULL;
+  return t;
 }
 
 fc_tensor *fc_image_read(const char *path, int channels, int min_height, int min_width) {
@@ -679,13 +1032,15 @@ fc_tensor *fc_image_transform(fc_tensor *img, int ntfms, const fc_tfm *tfms, uin
   if (image_from_tensor("image_transform", img, &ctx.img[0]) == 0) {
     item_rng r;
     rng_init(&r, seed, epoch, item);
-    int cur = run_steps(&ctx, NULL, 0, ntfms, tfms, &r);
-    if (cur >= 0) out = chw_tensor(&ctx.img[cur]);
+    image_sink sink = {.open = open_tensor, .arg = &out};
+    if (run_steps(&ctx, NULL, 0, ntfms, tfms, &r, &sink) < 0) {
+      fc_release(out);
+      out = NULL;
+    }
   }
   image_ctx_free(&ctx);
   return out;
 }
-
 static bool ends_with(const char *s, const char *suffix) {
   size_t n = strlen(s), m = strlen(suffix);
   return n >= m && strcasecmp(s + n - m, suffix) == 0;

@@ -183,26 +183,44 @@ void iter_run(const iter *it, iter_kernel k, void *ctx);
 #define AT(p, s, i, T) (*(T *)((p) + (i) * (s)))
 
 /* ---- images (image.c) as the loader (loader.c) uses them ---------------
- * An image in flight is interleaved HWC uint8. Each thread owns an
- * image_ctx: its JPEG handle and the buffers reused from item to item. */
-typedef struct image { uint8_t *px; int h, w, c; size_t cap; } image;
+ * An image in flight is interleaved HWC uint8; a JPEG decoded only where a
+ * crop reads is a window whose top-left pixel is (x0, y0) of the whole.
+ * Buffers keep a few bytes of slack past the pixels: the resampler moves
+ * pixels four bytes at a time. Each thread owns an image_ctx: its JPEG
+ * decoder and every buffer the item steps need, reused from item to item. */
+typedef struct image { uint8_t *px; int h, w, c, x0, y0; size_t cap; } image;
 typedef struct image_ctx {
-  void *tj;            /* tjhandle, made on first use */
+  void *jpeg;          /* libjpeg decompressor, made on first use */
   uint8_t *file;       /* the file's bytes */
   size_t file_cap;
   image img[2];        /* current and next while running the steps */
   uint8_t *tmp;        /* resampling's intermediate rows */
   size_t tmp_cap;
+  uint8_t *row;        /* one output row before it is written out */
+  size_t row_cap;
+  void *plan;          /* the resampling plans of both axes */
 } image_ctx;
 void image_ctx_free(image_ctx *ctx);
-/* Reads, decodes and runs the steps on one file; *out points into ctx. */
+/* Where the steps' final image goes, a row at a time. open() is called once
+ * the final size is known and points u8 (uint8) or f32 (px * scale[k] +
+ * bias[k]) at [C,H,W] planes, or fails with the error set. */
+typedef struct image_sink {
+  int (*open)(struct image_sink *s, int c, int h, int w);
+  void *arg;
+  uint8_t *u8;
+  float *f32;
+  float scale[4], bias[4];
+} image_sink;
+/* Reads, decodes and runs the steps on one file into the sink. */
 int image_load_item(image_ctx *ctx, const char *path, int channels, int ntfms, const fc_tfm *tfms,
-                    uint64_t seed, int64_t epoch, int64_t item, const image **out);
+                    uint64_t seed, int64_t epoch, int64_t item, image_sink *out);
+/* Decodes columns [x0, x1) and rows [y0, y1) of a JPEG at 1/denom scale
+ * into out, as the item steps do (out->x0 says where the columns start:
+ * libjpeg widens the window left to an iMCU boundary). For the tests. */
+int image_decode_jpeg_window(image_ctx *ctx, const void *data, size_t nbytes, int channels, int denom,
+                             int x0, int x1, int y0, int y1, image *out);
 /* The size the steps end on, or 0x0 when it depends on the image. */
 void pipeline_out_size(int ntfms, const fc_tfm *tfms, int *height, int *width);
 int check_pipeline(const char *op, int ntfms, const fc_tfm *tfms);
-void image_to_chw(const image *im, uint8_t *dst);
-/* dst = (pixel / 255 - mean[c]) / std[c], laid out CHW. */
-void image_to_chw_normalized(const image *im, float *dst, const float *mean, const float *std);
 
 #endif

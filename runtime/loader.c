@@ -138,21 +138,40 @@ static int batch_trim(batch *b, int64_t rows) {
   return 0;
 }
 
-/* One item into row `row`, making the batch tensors on the first item
- * that loads (its size is the batch's). -1 with the error set. */
+/* Where one item's pixels go: row `row` of the batch, whose tensors are
+ * made when the first item that loads tells the size. */
+typedef struct row_dest {
+  fc_loader *l;
+  batch *b;
+  int64_t count, row, item;
+} row_dest;
+
+static int open_row(image_sink *s, int c, int h, int w) {
+  row_dest *d = s->arg;
+  const fc_loader_opts *o = &d->l->opts;
+  batch *b = d->b;
+  if (!b->x && batch_alloc(d->l, b, d->count, c, h, w) < 0) return -1;
+  if (b->x->shape[2] != h || b->x->shape[3] != w)
+    FAIL_INT("'%s' is %dx%d after its steps but its batch is %lldx%lld: add a resize or crop "
+             "step so every item has one size", d->l->paths[d->item], h, w,
+             (long long)b->x->shape[2], (long long)b->x->shape[3]);
+  size_t item_size = (size_t)c * h * w;
+  if (o->normalize) {
+    s->f32 = (float *)fc_data_ptr(b->x) + d->row * item_size;
+    for (int k = 0; k < c; k++) s->scale[k] = 1.0f / (255.0f * o->std[k]), s->bias[k] = -o->mean[k] / o->std[k];
+  } else {
+    s->u8 = (uint8_t *)fc_data_ptr(b->x) + d->row * item_size;
+  }
+  return 0;
+}
+
+/* One item into row `row`. -1 with the error set. */
 static int load_row(fc_loader *l, image_ctx *ctx, batch *b, int64_t count, int64_t row, int64_t item) {
   const fc_loader_opts *o = &l->opts;
-  const image *im;
-  if (image_load_item(ctx, l->paths[item], o->channels, o->ntfms, l->tfms, o->seed, l->epoch, item, &im) < 0)
+  row_dest d = {l, b, count, row, item};
+  image_sink sink = {.open = open_row, .arg = &d};
+  if (image_load_item(ctx, l->paths[item], o->channels, o->ntfms, l->tfms, o->seed, l->epoch, item, &sink) < 0)
     return -1;
-  if (!b->x && batch_alloc(l, b, count, im->c, im->h, im->w) < 0) return -1;
-  if (b->x->shape[2] != im->h || b->x->shape[3] != im->w)
-    FAIL_INT("'%s' is %dx%d after its steps but its batch is %lldx%lld: add a resize or crop "
-             "step so every item has one size", l->paths[item], im->h, im->w,
-             (long long)b->x->shape[2], (long long)b->x->shape[3]);
-  size_t item_size = (size_t)im->c * im->h * im->w;
-  if (o->normalize) image_to_chw_normalized(im, (float *)fc_data_ptr(b->x) + row * item_size, o->mean, o->std);
-  else image_to_chw(im, (uint8_t *)fc_data_ptr(b->x) + row * item_size);
   ((int64_t *)fc_data_ptr(b->idx))[row] = item + o->index_base;
   if (b->y) ((int64_t *)fc_data_ptr(b->y))[row] = l->labels[item];
   return 0;

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Checks the Debian packages the build needs; installs them when it can
 # (root with apt-get), otherwise prints the exact command and stops.
-PKGS="gcc make pkg-config luajit libluajit-5.1-dev lua-busted libopenblas-openmp-dev libedit-dev zlib1g-dev libcjson-dev libstb-dev libdnnl-dev libturbojpeg0-dev dataset-fashion-mnist"
+PKGS="gcc make pkg-config luajit libluajit-5.1-dev lua-busted libopenblas-openmp-dev libedit-dev zlib1g-dev libcjson-dev libstb-dev libdnnl-dev libturbojpeg0-dev libjpeg62-turbo-dev dataset-fashion-mnist"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
