@@ -273,7 +273,8 @@ return function(fc)
 
   -- plot_top_losses(k, {largest = true, path, ncols}): the k worst (or
   -- best) predictions as a labelled image grid, each titled
-  -- predicted/actual/loss/probability of the prediction.
+  -- predicted/actual/loss/probability of the prediction. Returns the path
+  -- and {titles, idx}.
   function ClassificationInterpretation:plot_top_losses(k, o)
     o = o or {}
     local losses, idx = self:top_losses(k, o)
@@ -290,8 +291,9 @@ return function(fc)
       images[j] = it[1]
       titles[j] = fmt('%s/%s/%.2f/%.2f', tostring(self.vocab[dec[j]]), tostring(actual), lv[j], p)
     end
-    return titled_grid(images, titles, { path = out_path(self, o, 'top_losses.png'), ncols = o.ncols,
+    local path = titled_grid(images, titles, { path = out_path(self, o, 'top_losses.png'), ncols = o.ncols,
       print = o.print, min_size = o.min_size }, 'plot_top_losses')
+    return path, { titles = titles, idx = list }
   end
 
   -- ---- learn:show_results ----------------------------------------------------------------
