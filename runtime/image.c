@@ -365,13 +365,21 @@ typedef struct plan {
   axis x, y;
   int32_t *off2, *wt8;
   size_t pair_cap;
+  /* When every output's taps are consecutive source pixels within 16 bytes
+   * (the usual case: only pad modes that mirror or repeat break it), one
+   * 16-byte load per output holds all its taps: off1 is its first byte, and
+   * shuffle mask t picks tap t's four bytes into four lanes. */
+  bool contig;
+  int32_t *off1;
+  size_t off1_cap;
+  uint8_t mask[5][32];
 } plan;
 
 static void plan_free(void *p) {
   plan *pl = p;
   if (!pl) return;
   free(pl->x.idx), free(pl->x.wt), free(pl->x.cnt), free(pl->y.idx), free(pl->y.wt), free(pl->y.cnt);
-  free(pl->off2), free(pl->wt8);
+  free(pl->off2), free(pl->wt8), free(pl->off1);
   free(pl);
 }
 
@@ -459,7 +467,12 @@ static int axis_plan(axis *a, int n, span sp, int src_n, int pad_mode) {
     int used = a->cnt[i];
     memmove(idx, a->idx + (size_t)i * room, sizeof(int) * (size_t)used);
     memmove(wt, a->wt + (size_t)i * room, sizeof(int32_t) * (size_t)used);
-    for (int t = used; t < k; t++) idx[t] = used ? idx[used - 1] : a->lo <= a->hi ? a->lo : 0, wt[t] = 0;
+    /* weight-0 taps carry on past the last real one, consecutive while they
+     * stay on pixels in use (the passes read them) */
+    for (int t = used; t < k; t++) {
+      idx[t] = used == 0 ? (a->lo <= a->hi ? a->lo : 0) : idx[0] + t < a->hi ? idx[0] + t : a->hi;
+      wt[t] = 0;
+    }
   }
   a->k = k;
   return 0;
@@ -467,6 +480,36 @@ static int axis_plan(axis *a, int n, span sp, int src_n, int pad_mode) {
 
 /* The x plan against a source window: byte offsets within its rows, in
  * pairs of outputs (see plan). */
+#ifdef __AVX2__
+/* Whether output x's taps are consecutive source pixels. */
+static bool taps_consecutive(const axis *ax, int x) {
+  const int *idx = ax->idx + (size_t)x * ax->k;
+  for (int t = 1; t < ax->cnt[x]; t++)
+    if (idx[t] != idx[0] + t) return false;
+  return true;
+}
+
+/* The contiguous layout (see plan), or contig = false. */
+static int plan_contig(plan *pl, const image *src) {
+  const axis *ax = &pl->x;
+  int k = ax->k, c = src->c, n2 = (ax->n + 1) / 2 * 2;
+  pl->contig = false;
+  if ((c != 3 && c != 4) || (k - 1) * c + 4 > 16) return 0;
+  for (int x = 0; x < ax->n; x++)
+    if (!taps_consecutive(ax, x)) return 0;
+  if ((size_t)n2 > pl->off1_cap) {
+    int32_t *off1 = realloc(pl->off1, sizeof(int32_t) * (size_t)n2);
+    if (!off1) FAIL_INT("image: out of memory planning a resize");
+    pl->off1 = off1, pl->off1_cap = (size_t)n2;
+  }
+  for (int x = 0; x < n2; x++) pl->off1[x] = (ax->idx[(size_t)(x < ax->n ? x : x - 1) * k] - src->x0) * c;
+  for (int t = 0; t < k; t++)
+    for (int b = 0; b < 32; b++) pl->mask[t][b] = b % 4 ? 0x80 : (uint8_t)(t * c + b % 16 / 4);
+  pl->contig = true;
+  return 0;
+}
+#endif
+
 static int plan_pairs(plan *pl, const image *src) {
   const axis *ax = &pl->x;
   int k = ax->k, pairs = (ax->n + 1) / 2;
@@ -487,7 +530,11 @@ static int plan_pairs(plan *pl, const image *src) {
         pl->off2[2 * at + h] = (ax->idx[(size_t)x * k + t] - src->x0) * src->c;
         for (int lane = 0; lane < 4; lane++) pl->wt8[8 * at + 4 * h + lane] = w;
       }
+#ifdef __AVX2__
+  return plan_contig(pl, src);
+#else
   return 0;
+#endif
 }
 
 /* The weights are >= 0 and sum to 1 (to 2^-22), so every sum below is
@@ -517,6 +564,28 @@ static inline void hpass_px(const uint8_t *row, const plan *pl, int c, const int
     int32_t a = _mm256_cvtsi256_si32(acc), b = _mm_cvtsi128_si32(_mm256_extracti128_si256(acc, 1));
     memcpy(out + (size_t)x * c, &a, 4);
     memcpy(out + (size_t)(x + 1) * c, &b, 4); /* x + 1 == n: the dummy, into the next row or slack */
+  }
+}
+
+/* The same with the contiguous layout: one 16-byte load per output (up to
+ * 13 bytes past the row's last pixel: the next row or the slack). */
+static inline void hpass_contig(const uint8_t *row, const plan *pl, int c, const int k, uint8_t *out) {
+  const int32_t *off = pl->off1, *wt = pl->wt8;
+  __m256i mask[5];
+  for (int t = 0; t < k; t++) mask[t] = _mm256_loadu_si256((const __m256i *)pl->mask[t]);
+  for (int x = 0; x < pl->x.n; x += 2, wt += 8 * k) {
+    __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(row + off[x]))),
+                                        _mm_loadu_si128((const __m128i *)(row + off[x + 1])), 1);
+    __m256i acc = _mm256_set1_epi32(HALF);
+    for (int t = 0; t < k; t++) {
+      __m256i w = _mm256_loadu_si256((const __m256i *)(wt + 8 * t));
+      acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(_mm256_shuffle_epi8(v, mask[t]), w));
+    }
+    acc = _mm256_srai_epi32(acc, PRECISION);
+    acc = _mm256_packus_epi16(_mm256_packs_epi32(acc, acc), acc);
+    int32_t a = _mm256_cvtsi256_si32(acc), b = _mm_cvtsi128_si32(_mm256_extracti128_si256(acc, 1));
+    memcpy(out + (size_t)x * c, &a, 4);
+    memcpy(out + (size_t)(x + 1) * c, &b, 4);
   }
 }
 
@@ -572,6 +641,15 @@ static void hpass_grey(const uint8_t *row, const plan *pl, int k, uint8_t *out) 
  * loop unrolls. */
 static void hpass(const uint8_t *row, const plan *pl, int c, uint8_t *out) {
   int k = pl->x.k;
+#ifdef __AVX2__
+  if (pl->contig) {
+    if (k == 2) hpass_contig(row, pl, c, 2, out);
+    else if (k == 3) hpass_contig(row, pl, c, 3, out);
+    else if (k == 4) hpass_contig(row, pl, c, 4, out);
+    else hpass_contig(row, pl, c, k, out);
+    return;
+  }
+#endif
   if (c == 1) hpass_grey(row, pl, k, out);
   else if (k == 2) hpass_px(row, pl, c, 2, out);
   else if (k == 3) hpass_px(row, pl, c, 3, out);

@@ -279,6 +279,35 @@ TEST(cut_files_fail_even_when_the_crop_stops_early) {
   image_ctx_free(&ctx);
 }
 
+/* The resampler's weights sum to one whatever the scale, so a flat image
+ * stays flat: 1 to 4 channels, odd sizes, downscales of up to 40x (many
+ * taps, fewer at the edges), upscales, border padding. Under the sanitizers
+ * this also checks that no tap, weighted or not, reads outside the image. */
+TEST(flat_images_stay_flat_at_any_scale) {
+  int sizes[][2] = {{1, 1}, {3, 7}, {17, 5}, {40, 33}, {9, 200}, {257, 3}};
+  int outs[][2] = {{1, 1}, {2, 3}, {5, 5}, {16, 9}, {31, 64}};
+  for (int c = 1; c <= 4; c++) {
+    if (c == 2) continue;
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+      int h = sizes[i][0], w = sizes[i][1];
+      fc_tensor *img = fc_full(3, (int64_t[]){c, h, w}, 77, FC_UINT8, CPU);
+      for (size_t j = 0; j < sizeof outs / sizeof *outs; j++) {
+        fc_tfm t = step(FC_TFM_RESIZE, outs[j][0], outs[j][1]);
+        for (int m = h * w > 1 ? FC_RESIZE_CROP : FC_RESIZE_SQUISH; m <= FC_RESIZE_PAD; m++) { /* 1x1: no crop box */
+          t.method = m, t.pad_mode = FC_PAD_BORDER;
+          fc_tensor *o = fc_image_transform(img, 1, &t, 1, 0, (int64_t)j);
+          bool flat = o != NULL;
+          for (int64_t e = 0; o && e < o->numel; e++) flat = flat && ((uint8_t *)fc_data_ptr(o))[e] == 77;
+          if (!flat) harness_fail(__FILE__, __LINE__, "%dx%dx%d -> %dx%d method %d: not flat", c, h, w, outs[j][0],
+                                  outs[j][1], m);
+          fc_release(o);
+        }
+      }
+      fc_release(img);
+    }
+  }
+}
+
 int main(void) {
   snprintf(dir, sizeof dir, "/tmp/fastc_partial_XXXXXX");
   if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
@@ -286,6 +315,7 @@ int main(void) {
   RUN(item_path_equals_full_decode_then_steps);
   RUN(scaled_partial_decode_close_to_full);
   RUN(cut_files_fail_even_when_the_crop_stops_early);
+  RUN(flat_images_stay_flat_at_any_scale);
   char cmd[96];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
