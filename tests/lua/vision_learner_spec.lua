@@ -167,6 +167,27 @@ describe('vision_learner', function()
     assert.has_error(function() vision.vision_learner(dls(), 'resnet18', { pretrained = dir .. '/none.safetensors' }) end)
   end)
 
+  it('handles multi-label (BCE, accuracy_multi) and regression (y_range) data', function()
+    local files = fc.data.get_image_files(dir .. '/train')
+    local labels, nums = {}, {}
+    for i = 1, #files do labels[i], nums[i] = (i % 2 == 0) and { 'a', 'b' } or { 'b' }, i / 10 end
+    local o = { item_tfms = { vision.Resize(20) }, bs = 4, seed = 1, valid_pct = 0.25 }
+    o.y_block = fc.MultiCategoryBlock()
+    local dm = vision.ImageDataLoaders.from_lists(dir, files, labels, o)
+    local learn = vision.vision_learner(dm, 'xresnet18', { metrics = fc.accuracy_multi })
+    assert.are.equal(2, learn.model[2][9].out_features)
+    learn:fit(1, 1e-3)
+    local acc = learn:validate()[2]
+    assert.is_true(acc >= 0 and acc <= 1)
+    o.y_block = fc.RegressionBlock()
+    local dr = vision.ImageDataLoaders.from_lists(dir, files, nums, o)
+    local reg = vision.vision_learner(dr, 'xresnet18', { n_out = 1, y_range = { 0, 2 } })
+    assert.is_true(reg.model[2][10]:is_a(fc.layers.SigmoidRange))
+    reg:fit(1, 1e-3)
+    local preds = reg:get_preds()
+    assert.is_true(preds:min():item() > 0 and preds:max():item() < 2)
+  end)
+
   it('cnn_learner is vision_learner', function() assert.are.equal(vision.vision_learner, vision.cnn_learner) end)
   teardown(function() rmtree(dir) end)
 end)

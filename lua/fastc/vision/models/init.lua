@@ -100,12 +100,19 @@ return function(fc)
   end
   local imagenet_stats = fc.data.imagenet_stats
 
+  local xresnet_split, resnet_split, mobilenet_split = body_split(3), body_split(6), body_split(7)
+  -- registered, so an exported Learner names its splitter
+  fc.register_value('vision.default_split', default_split)
+  fc.register_value('vision.xresnet_split', xresnet_split)
+  fc.register_value('vision.resnet_split', resnet_split)
+  fc.register_value('vision.mobilenet_split', mobilenet_split)
+
   models.default_meta = { cut = nil, split = default_split }
-  models.resnet_meta = { cut = -2, split = body_split(6), stats = imagenet_stats, classifier = 'fc.weight' }
-  models.xresnet_meta = { cut = -4, split = body_split(3), stats = imagenet_stats, classifier = '12.weight' }
+  models.resnet_meta = { cut = -2, split = resnet_split, stats = imagenet_stats, classifier = 'fc.weight' }
+  models.xresnet_meta = { cut = -4, split = xresnet_split, stats = imagenet_stats, classifier = '12.weight' }
   -- fastai has no MobileNet metadata; ours cuts to `features` (19 blocks,
   -- so DynamicUnet finds its size changes) and splits it at 1/8 scale.
-  models.mobilenet_meta = { cut = function(m) return m.features end, split = body_split(7), stats = imagenet_stats,
+  models.mobilenet_meta = { cut = function(m) return m.features end, split = mobilenet_split, stats = imagenet_stats,
     classifier = 'classifier.2.weight' }
 
   -- ---- fused BN + ReLU --------------------------------------------------------------
