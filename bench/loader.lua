@@ -140,33 +140,40 @@ local function decode_rate_2()
   return a1 + a2, (b1 + b2) / 2
 end
 
-local ceiling, ceiling_cpu, with_read, with_read_cpu, scales = decode_rate()
-local ceiling2, ceiling2_cpu = decode_rate_2()
--- fastc then PyTorch for each worker count in turn, so both see about the
--- same load on a shared machine.
-local ours, ours_cpu, torch = {}, {}, {}
+-- For each worker count in turn: the decode ceiling of the cores it uses
+-- (one, or two processes at once for 2 workers), fastc, then PyTorch, so
+-- that on a shared machine all three see about the same load.
+local cores = 2
+local ours, ours_cpu, torch, ceil, ceil_cpu = {}, {}, {}, {}, {}
+local ceiling, ceiling_cpu, with_read, with_read_cpu, scales, ceiling2, ceiling2_cpu
 for _, w in ipairs(WORKERS) do
+  if w >= cores then
+    ceiling2, ceiling2_cpu = decode_rate_2()
+    ceil[w], ceil_cpu[w] = ceiling2, ceiling2_cpu
+  end
+  if not ceil[w] then
+    ceiling, ceiling_cpu, with_read, with_read_cpu, scales = decode_rate()
+    ceil[w], ceil_cpu[w] = ceiling, ceiling_cpu
+  end
   ours[w], ours_cpu[w] = loader_rate(w)
   for k, v in pairs(timer.torch('bench/loader.py', "'" .. root .. "' " .. reps .. ' ' .. w) or {}) do torch[k] = v end
 end
 
-local cores = 2
 local function fmt(x, f) return x and string.format(f, x) or 'n/a' end
 print(string.format('%d images (%d classes) in %s; RandomResizedCrop 128 + flip + to float + normalise, bs 64; median of %d epochs.',
   #items, #classes, root, reps))
 print('')
-print('| workers | fastc images/s | PyTorch images/s | fastc / PyTorch | fastc images per CPU-second | PyTorch images per CPU-second | fastc / PyTorch per CPU-second | fastc / decode ceiling of the cores used | fastc per CPU-second / ceiling\'s |')
-print('|---|---|---|---|---|---|---|---|---|')
+print('| workers | fastc images/s | PyTorch images/s | fastc / PyTorch | fastc images per CPU-second | PyTorch images per CPU-second | fastc / PyTorch per CPU-second | decode ceiling of the cores used, images/s (per CPU-second) | fastc / that ceiling | fastc per CPU-second / ceiling\'s |')
+print('|---|---|---|---|---|---|---|---|---|---|')
 for _, w in ipairs(WORKERS) do
   local t, tc = torch['workers_' .. w], torch['cpu_workers_' .. w]
-  local two = w >= cores and ceiling2
-  local ceil, ceil_cpu = two and ceiling2 or ceiling, two and ceiling2_cpu or ceiling_cpu
-  print(string.format('| %d | %.0f | %s | %s | %.0f | %s | %s | %.2f | %.2f |', w, ours[w], fmt(t, '%.0f'),
+  print(string.format('| %d | %.0f | %s | %s | %.0f | %s | %s | %s (%s) | %s | %s |', w, ours[w], fmt(t, '%.0f'),
     fmt(t and ours[w] / t, '%.2f'), ours_cpu[w], fmt(tc, '%.0f'), fmt(tc and ours_cpu[w] / tc, '%.2f'),
-    ours[w] / ceil, ours_cpu[w] / ceil_cpu))
+    fmt(ceil[w], '%.0f'), fmt(ceil_cpu[w], '%.0f'), fmt(ceil[w] and ours[w] / ceil[w], '%.2f'),
+    fmt(ceil_cpu[w] and ours_cpu[w] / ceil_cpu[w], '%.2f')))
 end
 print('')
-print(string.format('Decode-only ceiling, one core (TurboJPEG from memory, DCT scale %s files): %.0f images/s, ' ..
+print(string.format('Decode-only ceiling, one core, last measured (TurboJPEG from memory, DCT scale %s files): %.0f images/s, ' ..
   '%.0f per CPU-second; with the file read: %.0f images/s, %.0f per CPU-second. Two cores (two such processes ' ..
   'at once): %s images/s, %s per CPU-second%s.', scales, ceiling, ceiling_cpu, with_read, with_read_cpu,
   fmt(ceiling2, '%.0f'), fmt(ceiling2_cpu, '%.0f'),
@@ -174,5 +181,5 @@ print(string.format('Decode-only ceiling, one core (TurboJPEG from memory, DCT s
   torch.pil_decode_cpu) or ''))
 print('CPU-second columns count every thread (fastc) or process (PyTorch: main and workers) of the run, so other')
 print('jobs on the machine bend them less than wall-clock rates; the last one is the loader\'s whole cost per image')
-print('(read, decode, crop, resize, flip, normalise, collate, queue) against decoding alone, one core\'s ceiling for')
-print('0 and 1 workers and two cores\' for 2: on idle cores, the fraction of the decode ceiling x cores.')
+print('(read, decode, crop, resize, flip, normalise, collate, queue) against decoding alone, the ceiling measured just')
+print('before the row: on idle cores, the fraction of the decode ceiling x cores.')
