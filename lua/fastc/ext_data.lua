@@ -8,7 +8,7 @@ return function(fc, Tensor, H)
   require('fastc.data.warp')(fc, Tensor, H)
   for _, name in ipairs { 'fastc.data.transform', 'fastc.data.files', 'fastc.data.transforms',
     'fastc.data.core', 'fastc.data.block', 'fastc.vision.image', 'fastc.vision.core',
-    'fastc.vision.augment', 'fastc.vision.show', 'fastc.vision.data', 'fastc.data.external' } do
+    'fastc.vision.augment', 'fastc.data.inference', 'fastc.vision.show', 'fastc.vision.data', 'fastc.data.external' } do
     require(name)(fc, Tensor, H)
   end
   local data, vision = fc.data, fc.vision

@@ -500,7 +500,16 @@ return function(fc, Tensor, H)
     local dec1, pred1 = dec[1], preds[1]
     local label = dec1
     if H.is_tensor(label) and label:dim() == 0 then label = label:item() end
-    if type(label) == 'number' and self.dls.vocab then label = self.dls.vocab[label] end
+    local vocab = self.dls.vocab
+    if type(label) == 'number' and vocab then label = vocab[label] end
+    -- multi-label: the names of the classes over the threshold
+    if H.is_tensor(label) and label:dim() == 1 and vocab and label:numel() == #vocab then
+      local names = {}
+      for i, v in ipairs(label:totable()) do
+        if v == true or (type(v) == 'number' and v ~= 0) then names[#names + 1] = vocab[i] end
+      end
+      label = names
+    end
     return label, dec1, pred1
   end
 
@@ -621,11 +630,16 @@ return function(fc, Tensor, H)
       error('export: the loss function is not registered; use a registered loss or fc.register_value(name, loss)', 2)
     end
     local dls = self.dls or {}
+    -- the data pipeline, so load_learner's predict can open files; a
+    -- pipeline with a step that cannot be kept leaves predict to tensors
+    local inference, no_pipeline = dls.inference, dls.no_pipeline
+    if not inference and dls.inference_spec then inference, no_pipeline = dls:inference_spec() end
     local manifest = {
       model = model_recipe, loss_func = loss_recipe, opt_func = fc.recipe_of(self.opt_func),
       splitter = fc.recipe_of(self.splitter), lr = self.lr, wd = self.wd, moms = self.moms,
       wd_bn_bias = self.wd_bn_bias, train_bn = self.train_bn, model_dir = self.model_dir,
-      dls = { c = dls.c, vocab = dls.vocab, n_inp = dls.n_inp },
+      dls = { c = dls.c, vocab = dls.vocab, n_inp = dls.n_inp }, inference = inference,
+      no_pipeline = not inference and no_pipeline or nil,
     }
     local tensors, meta = {}, { format = 'fastc.export', version = '1' }
     for k, t in pairs(self.model:state_dict()) do tensors[k] = t end
@@ -644,7 +658,9 @@ return function(fc, Tensor, H)
     model:load_state_dict(tensors)
     local loss_func = fc.from_recipe(m.loss_func)
     local d = m.dls or {}
-    local dls = fc.DataLoaders(nil, nil, { loss_func = loss_func, c = d.c, vocab = d.vocab, n_inp = d.n_inp })
+    local dls = fc.data.DataLoaders.for_inference(m.inference,
+      { loss_func = loss_func, c = d.c, vocab = d.vocab, n_inp = d.n_inp })
+    dls.no_pipeline = m.no_pipeline
     return Learner(dls, model, { loss_func = loss_func, opt_func = m.opt_func and fc.from_recipe(m.opt_func),
       splitter = m.splitter and fc.from_recipe(m.splitter), lr = m.lr, wd = m.wd, moms = m.moms,
       wd_bn_bias = m.wd_bn_bias, train_bn = m.train_bn, model_dir = m.model_dir, path = opts.path, cbs = opts.cbs })

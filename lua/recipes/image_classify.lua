@@ -32,7 +32,7 @@ local NAME = ...
 M.defaults = {
   data = '', arch = 'xresnet18', size = 128, presize = 1.25, epochs = 5, lr = 0, bs = 64, pretrained = '',
   valid_pct = 0, seed = 42, out = '', lr_find_iters = 100, min_scale = 0.75, workers = 0, quiet = false,
-  channels = 3,
+  channels = 3, aug = 'full', tta = false,
 }
 
 M.help = [[
@@ -47,6 +47,9 @@ usage: fastlua -m recipes.image_classify --data DIR [options]
   --pretrained FILE  safetensors weights for the arch: fine_tune instead of fit_one_cycle
   --valid_pct X      split a random fraction off instead of using train/ and valid/ (0)
   --channels N       1 for grey images (3)
+  --aug KIND         full: fastai's aug_transforms; light: flips and zoom only;
+                     none: no batch augmentation (full)
+  --tta              also report the accuracy of learn:tta() (flips, zoom)
   --seed N           seed for the split, shuffles and augmentation (42)
   --out DIR          where the export and PNGs go (DIR/image_classify)
   --lr_find_iters N  lr_find iterations (100)
@@ -55,6 +58,26 @@ usage: fastlua -m recipes.image_classify --data DIR [options]
 ]]
 
 local function say(o, ...) if not o.quiet then print(...) end end
+
+-- The batch transforms for --aug: full is fastai's aug_transforms; light
+-- keeps the flips and the zoom (warps, rotations and lighting changes cost
+-- accuracy on small images in a few epochs); none only crops to size.
+local AUG = {
+  full = {},
+  light = { max_rotate = 0, max_warp = 0, max_lighting = 0 },
+  none = { do_flip = false, max_rotate = 0, max_warp = 0, max_lighting = 0, max_zoom = 1 },
+}
+local function batch_tfms(o)
+  local a = AUG[o.aug]
+  if not a then error(string.format("image_classify: --aug must be full, light or none, not '%s'", o.aug), 3) end
+  local t = { size = o.size, min_scale = o.min_scale }
+  for k, v in pairs(a) do t[k] = v end
+  return fc.vision.aug_transforms(t)
+end
+
+local function accuracy_of(preds, targs)
+  return (preds:argmax(2):eq(targs)):float():mean():item()
+end
 
 -- run(opts): trains and reports; returns {learn, dls, lr, accuracy,
 -- valid_loss, epoch_seconds, export, confusion_matrix, top_losses,
@@ -77,7 +100,7 @@ function M.run(o)
     valid_pct = o.valid_pct > 0 and o.valid_pct or nil, seed = o.seed, bs = o.bs,
     img_cls = o.channels == 1 and 'bw' or nil, num_workers = o.workers > 0 and o.workers or nil,
     item_tfms = { vision.Resize(pre) },
-    batch_tfms = vision.aug_transforms { size = o.size, min_scale = o.min_scale } })
+    batch_tfms = batch_tfms(o) })
   dls.path = out
   say(o, string.format('image_classify: %d training and %d validation images, %d classes (%s)',
     dls.train.dataset:len(), dls.valid.dataset:len(), dls.c, table.concat(dls.vocab, ', ')))
@@ -110,14 +133,20 @@ function M.run(o)
       if i == j then correct = correct + v end
     end
   end
+  local tta_accuracy
+  if o.tta then
+    local p, t = learn:tta()
+    tta_accuracy = accuracy_of(p, t)
+  end
   local text = U.table(header, rows)
   local res = { learn = learn, dls = dls, lr = lr, accuracy = total > 0 and correct / total or 0,
     valid_loss = interp.losses:mean():item(), epoch_seconds = seconds, export = export,
-    confusion_matrix = cm_path, top_losses = tl_path, show_results = sr_path, table = text, interp = interp }
+    tta_accuracy = tta_accuracy, confusion_matrix = cm_path, top_losses = tl_path, show_results = sr_path, table = text, interp = interp }
   if not o.quiet then
     print('\n' .. text)
     print(string.format('\naccuracy %.4f  valid loss %.4f  lr %.3g  %.1f s/epoch  (%s, %d px, bs %d)', res.accuracy,
       res.valid_loss, lr, seconds, o.arch, o.size, o.bs))
+    if tta_accuracy then print(string.format('accuracy with tta %.4f', tta_accuracy)) end
     interp:print_classification_report()
     local mc = interp:most_confused { min_val = 1 }
     if #mc > 0 then

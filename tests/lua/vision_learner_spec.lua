@@ -179,6 +179,11 @@ describe('vision_learner', function()
     learn:fit(1, 1e-3)
     local acc = learn:validate()[2]
     assert.is_true(acc >= 0 and acc <= 1)
+    -- predict names the classes whose probability passes the threshold (0.5)
+    local names, _, probs = learn:predict({ files[1] }) -- an item is a row here (get_x = r[1])
+    local want = {}
+    for i, v in ipairs { 'a', 'b' } do if probs[i] > 0.5 then want[#want + 1] = v end end
+    assert.are.same(want, names)
     o.y_block = fc.RegressionBlock()
     local dr = vision.ImageDataLoaders.from_lists(dir, files, nums, o)
     local reg = vision.vision_learner(dr, 'xresnet18', { n_out = 1, y_range = { 0, 2 } })

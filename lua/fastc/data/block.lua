@@ -74,7 +74,8 @@ return function(fc)
     elseif type(g) == 'table' and g.pat then
       name = tostring(g)
     end
-    return Transform { name = name, encodes = function(_, x) return g(x) end }
+    -- is_getter: an exported Learner's inference pipeline leaves it out
+    return Transform { name = name, is_getter = true, encodes = function(_, x) return g(x) end }
   end
 
   -- Keeps one transform per class: the user's replaces a default one.

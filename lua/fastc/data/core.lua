@@ -677,6 +677,7 @@ return function(fc)
   -- the validation behaviour (no augmentation, no shuffle).
   function DataLoaders:test_dl(items, o)
     o = o or {}
+    if self.inference and not self.train then return self:_inference_dl(items, o) end
     local valid = self.valid or self.train
     local ds = self.train_ds
     if ds and ds.test_set and getmetatable(valid) == DataLoader then
@@ -684,6 +685,10 @@ return function(fc)
       return valid:new { dataset = test_ds, shuffle = false, drop_last = false, split_idx = 2, bs = o.bs }
     end
     -- tensors: a tensor of stacked items or a list of item tensors
+    if not fc.is_tensor(items) and not (type(items) == 'table' and fc.is_tensor(items[1])) then
+      error(fmt('test_dl: these loaders have no data pipeline%s, so items must be tensors (got %s)',
+        self.no_pipeline and ' (' .. self.no_pipeline .. ')' or '', type(items) == 'table' and type(items[1]) or type(items)), 2)
+    end
     local x = fc.is_tensor(items) and items or fc.stack(items, 1)
     local bs = o.bs or (valid and valid.bs) or 64
     local kind = ds and ds.kinds and ds.kinds[1] or (x.dtype == 'uint8' and x:dim() >= 3 and 'image' or 'tensor')
