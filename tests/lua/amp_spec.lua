@@ -47,6 +47,66 @@ describe('half tensors', function()
     S.holds(w.grad:float(), { { 0.5, -0.5 }, { -0.49609375, 0.49609375 } }, 8e-3)
   end)
 
+  -- Each op's output and input gradients in float32, bfloat16 and float16
+  -- against float64 on the same values: relative errors stay near each
+  -- dtype's unit roundoff (2^-9, 2^-12). A backward that reads a half
+  -- gradient as float32 (the conv2d bug this caught) is off by orders of magnitude.
+  it('give outputs and gradients within half precision of float64', function()
+    local F = fc.F
+    fc.manual_seed(5)
+    local function rel(a, b) return (a:double() - b):norm():item() / math.max(b:norm():item(), 1e-12) end
+    local cases = {
+      { 'linear', { { 6, 9 }, { 5, 9 }, { 5 } }, function(x, w, b) return F.linear(x, w, b) end },
+      { 'conv2d', { { 2, 3, 9, 9 }, { 4, 3, 3, 3 }, { 4 } }, function(x, w, b) return F.conv2d(x, w, b, { stride = 2, padding = 1 }) end },
+      { 'conv_transpose2d', { { 2, 3, 4, 4 }, { 3, 2, 3, 3 }, { 2 } }, function(x, w, b) return F.conv_transpose2d(x, w, b, { stride = 2 }) end },
+      { 'conv1d', { { 2, 3, 9 }, { 4, 3, 3 } }, function(x, w) return F.conv1d(x, w) end },
+      { 'softmax', { { 4, 7 } }, function(x) return x:softmax(2) end },
+      { 'log_softmax', { { 4, 7 } }, function(x) return x:log_softmax(2) end },
+      { 'cross_entropy', { { 6, 5 } }, function(x) return F.cross_entropy(x, fc.tensor { 1, 2, 3, 4, 5, 1 }) end },
+      { 'mse_loss', { { 6, 5 }, { 6, 5 } }, function(x, y) return F.mse_loss(x, y) end },
+      { 'bce_with_logits', { { 6, 5 } }, function(x) return F.binary_cross_entropy_with_logits(x, x:detach():gt(0):to(x:type())) end },
+      { 'layer_norm', { { 4, 8 }, { 8 }, { 8 } }, function(x, w, b) return F.layer_norm(x, 8, { weight = w, bias = b }) end },
+      { 'batch_norm', { { 6, 3, 4, 4 }, { 3 }, { 3 } }, function(x, w, b) return F.batch_norm(x, nil, nil, { weight = w, bias = b, training = true }) end },
+      { 'group_norm', { { 2, 4, 5 }, { 4 }, { 4 } }, function(x, w, b) return F.group_norm(x, 2, { weight = w, bias = b }) end },
+      { 'max_pool2d', { { 2, 3, 6, 6 } }, function(x) return F.max_pool2d(x, 2) end },
+      { 'avg_pool2d', { { 2, 3, 6, 6 } }, function(x) return F.avg_pool2d(x, 3, { stride = 2, padding = 1 }) end },
+      { 'adaptive_avg_pool2d', { { 2, 3, 6, 6 } }, function(x) return F.adaptive_avg_pool2d(x, 1) end },
+      { 'embedding', { { 7, 4 } }, function(w) return F.embedding(fc.tensor { 1, 3, 3, 7 }, w) end },
+      { 'activations', { { 40 } }, function(x) return x:relu() + x:gelu() + x:silu() + x:tanh() + x:sigmoid() end },
+      { 'reductions', { { 5, 6 } }, function(x) return x:sum(1) + x:mean(1) * 2 + x:var(1) + x:amax(1) end },
+      { 'matmul batched', { { 3, 4, 5 }, { 5, 2 } }, function(a, b) return a:matmul(b) end },
+      { 'index ops', { { 5, 6 } }, function(x) return x:index_select(1, fc.tensor { 2, 2, 5 }):gather(2, fc.tensor { { 1, 6 }, { 2, 2 }, { 3, 4 } }) end },
+      { 'cat where', { { 3, 4 }, { 3, 4 } }, function(a, b) return fc.where(a:detach():gt(0), fc.cat({ a, b }, 1):narrow(1, 1, 3), b * 3) end },
+    }
+    local TOL = { float32 = 1e-6, bfloat16 = 1.5e-2, float16 = 2e-3 }
+    for _, c in ipairs(cases) do
+      local name, shapes, f = c[1], c[2], c[3]
+      local base = {}
+      for i, s in ipairs(shapes) do base[i] = fc.randn(s, { dtype = 'float64' }) end
+      local function run(dt)
+        local ins = {}
+        for i, b in ipairs(base) do ins[i] = b:to(dt):detach():requires_grad_() end
+        local y = f(unpack(ins))
+        fc.manual_seed(99)
+        y:backward(fc.randn(y:size(), { dtype = 'float64' }):to(y:type()))
+        local grads = {}
+        for i, x in ipairs(ins) do grads[i] = x.grad end
+        return y, grads
+      end
+      local y64, g64 = run('float64')
+      for dt, tol in pairs(TOL) do
+        local y, g = run(dt)
+        assert.equal(dt, y:type(), name)
+        local worst = rel(y, y64)
+        for i = 1, #g64 do
+          assert.equal(dt, g[i]:type(), name)
+          worst = math.max(worst, rel(g[i], g64[i]))
+        end
+        assert.is_true(worst < tol, string.format('%s in %s: relative error %.3g', name, dt, worst))
+      end
+    end
+  end)
+
   it('refuse to mix dtypes where PyTorch does, naming the op and the dtypes', function()
     local e = errmsg(function() return fc.randn(2, 2):bfloat16():matmul(fc.randn(2, 2)) end)
     S.has(e, 'matmul: dtypes bfloat16 and float32 differ')
