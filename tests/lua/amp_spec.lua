@@ -502,3 +502,50 @@ describe('MixedPrecision', function()
     S.has(errmsg(fc.MixedPrecision, { init_scal = 1 }), 'MixedPrecision: unknown option "init_scal"')
   end)
 end)
+
+-- CUDA tensors get PyTorch's CUDA lists and the scaler's composed unscale;
+-- checked in a child fastlua against the host-memory fake plugin (make test
+-- sets FASTLUA). Without it the case is left out.
+describe('autocast on cuda tensors (fake plugin)', function()
+  local fastlua = os.getenv('FASTLUA')
+  local fake = fastlua and fastlua:match('^(.*)/[^/]*$') .. '/tests/libfake_cuda.so'
+  local f = fake and io.open(fake, 'rb')
+  if f then f:close() end
+  if not f then return end
+  it('follows the CUDA lists and skips steps on inf', function()
+    local script = os.tmpname()
+    local h = io.open(script, 'wb')
+    h:write([[
+local fc = require 'fastc'
+local x = fc.randn(4, 5):cuda()
+local w = fc.randn(3, 5):cuda():requires_grad_()
+local y, s, l = fc.autocast('fp16', function()
+  local y = x:matmul(w:t())
+  return y, y:softmax(2), fc.F.cross_entropy(y, fc.tensor({ 1, 2, 3, 1 }):cuda())
+end)
+l:backward()
+print(y:type(), s:type(), l:type(), w.grad:type(), tostring(w.grad.device))
+print(select(2, pcall(fc.autocast, 'fp16', function() return fc.F.binary_cross_entropy(x:sigmoid(), x:gt(0):float()) end)))
+local sc = fc.amp.GradScaler { init_scale = 4 }
+local p = fc.ones(3):cuda():requires_grad_()
+p.grad = fc.tensor({ 4, 8, 1 / 0 }, { dtype = 'float32' }):cuda()
+local opt = fc.optim.torch.SGD({ p }, { lr = 0.5 })
+sc:step(opt); sc:update()
+print(sc:get_scale(), p:cpu():sum():item(), p.grad:cpu()[2])
+p.grad = fc.tensor({ 4, 8, 2 }, { dtype = 'float32' }):cuda()
+sc:step(opt); sc:update()
+print(sc:get_scale(), table.concat(p:cpu():totable(), ','))
+]])
+    h:close()
+    local p = io.popen(string.format("FASTC_CUDA_PLUGIN='%s' '%s' '%s' 2>&1", fake, fastlua, script))
+    local out = p:read('*a')
+    p:close()
+    os.remove(script)
+    local lines = {}
+    for line in out:gmatch('[^\n]+') do lines[#lines + 1] = line end
+    assert.equal('float16\tfloat32\tfloat32\tfloat32\tcuda:0', lines[1], out)
+    S.has(lines[2] or '', 'binary_cross_entropy: unsafe to autocast on cuda')
+    assert.equal('2\t3\t2', lines[3], out) -- skipped: p untouched, grads unscaled by 1/4
+    assert.equal('2\t0,-1,0.5', lines[4], out) -- 1 - 0.5 * {2, 4, 1}
+  end)
+end)
