@@ -91,6 +91,39 @@ TEST(every_half_pattern_round_trips) {
   }
 }
 
+/* NaNs stay NaN (PyTorch 1.13 gives 0x7e00/0xfe00 for half, 0xffff for
+ * bfloat16: any NaN pattern passes), extremes round as PyTorch does; both
+ * the vectorised contiguous runs and the strided per-element path. */
+TEST(nan_and_extremes_contiguous_and_strided) {
+  static const uint32_t in[6] = {0x7f800001u, 0xff812345u, 0x7fc00000u, 0x7f7fffffu, 0x00000001u, 0x807fffffu};
+  static const uint16_t want_h[6] = {0, 0, 0, 0x7c00, 0x0000, 0x8000}, want_b[6] = {0, 0, 0, 0x7f80, 0x0000, 0x8080};
+  float src[24];
+  for (int i = 0; i < 24; i++) src[i] = bits_f32(in[i % 6]);
+  for (int strided = 0; strided <= 1; strided++) {
+    fc_tensor *f = fc_from_buffer(src, FC_FLOAT32, 1, (int64_t[]){24}, FC_FLOAT32, CPU);
+    fc_tensor *view = strided ? fc_as_strided(f, 1, (int64_t[]){12}, (int64_t[]){2}, 0) : fc_retain(f);
+    fc_tensor *h = fc_to_dtype(view, FC_FLOAT16), *b = fc_to_dtype(view, FC_BFLOAT16);
+    const uint16_t *hp = fc_data_ptr(h), *bp = fc_data_ptr(b);
+    for (int i = 0; i < view->numel; i++) {
+      int k = (int)((strided ? 2 * i : i) % 6);
+      if (k < 3) {
+        CHECK((hp[i] & 0x7c00) == 0x7c00 && (hp[i] & 0x3ff));
+        CHECK((bp[i] & 0x7f80) == 0x7f80 && (bp[i] & 0x7f));
+      } else {
+        CHECK(hp[i] == want_h[k]);
+        CHECK(bp[i] == want_b[k]);
+      }
+    }
+    fc_tensor *back = fc_to_dtype(b, FC_FLOAT32);
+    const float *fp = fc_data_ptr(back);
+    for (int i = 0; i < back->numel; i++) {
+      int k = (int)((strided ? 2 * i : i) % 6);
+      CHECK(k < 3 ? isnan(fp[i]) : f32_bits(fp[i]) == (uint32_t)want_b[k] << 16);
+    }
+    fc_release(back), fc_release(h), fc_release(b), fc_release(view), fc_release(f);
+  }
+}
+
 /* float64 -> half goes through float32 as in PyTorch (c10::Half from a
  * double): 1 + 2^-11 + 2^-40 first becomes the tie 1 + 2^-11, then 1.0.
  * PyTorch 1.13 gives 1.0 for both half and bfloat16 here. */
@@ -225,6 +258,7 @@ TEST(unscale_errors) {
 int main(void) {
   RUN(float_to_half_and_bf16_match_pytorch);
   RUN(every_half_pattern_round_trips);
+  RUN(nan_and_extremes_contiguous_and_strided);
   RUN(float64_rounds_through_float32_like_pytorch);
   RUN(strided_conversion_and_copy);
   RUN(half_matmul_rounds_once);
