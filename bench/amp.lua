@@ -3,13 +3,22 @@
 -- images, in float32 and under bfloat16 autocast, fastc beside PyTorch's CPU
 -- autocast (bench/amp.py) in the same run. Prints a markdown table of median
 -- milliseconds per step and the ratios.
---   build/fastlua bench/amp.lua [threads] [reps]
+--   build/fastlua bench/amp.lua [threads] [reps] [cpu]
+-- `1 20 cpu` times one thread by its CPU time: steadier on a shared machine.
 local fc = require 'fastc'
+local ffi = require 'ffi'
 local timer = dofile('bench/timer.lua')
 local models = dofile('bench/models.lua')
 
-local threads, reps = tonumber(arg[1]) or 2, tonumber(arg[2]) or 20
+local threads, reps, cpu_clock = tonumber(arg[1]) or 2, tonumber(arg[2]) or 20, arg[3] == 'cpu'
 fc.set_num_threads(threads)
+if cpu_clock then
+  local ts = ffi.new('bench_timespec')
+  timer.now = function()
+    ffi.C.clock_gettime(2, ts) -- CLOCK_PROCESS_CPUTIME_ID
+    return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
+  end
+end
 
 local function step_fn(name, autocast)
   fc.manual_seed(0)
@@ -30,8 +39,9 @@ local function step_fn(name, autocast)
   end
 end
 
-local torch = timer.torch('bench/amp.py', threads .. ' ' .. reps) or {}
-print(string.format('%d threads, batch 128, median of %d steps; ratio = PyTorch time / fastc time', threads, reps))
+local torch = timer.torch('bench/amp.py', threads .. ' ' .. reps .. (cpu_clock and ' cpu' or '')) or {}
+print(string.format('%d thread(s), batch 128, median %s of %d steps; ratio = PyTorch time / fastc time', threads,
+  cpu_clock and 'CPU time' or 'wall clock', reps))
 print()
 print('| model | fastc fp32 ms | fastc bf16 ms | fastc bf16/fp32 | PyTorch fp32 ms | PyTorch bf16 ms | PyTorch bf16/fp32 | ratio fp32 | ratio bf16 |')
 print('|---|---|---|---|---|---|---|---|---|')
