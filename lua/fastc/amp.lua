@@ -88,7 +88,7 @@ return function(fc, Tensor, H)
       cache[key] = c
       return c
     end
-    return t:to(LOW[dtype] or 'float32')
+    return t:to(H.dtype_names[dtype])
   end
 
   -- Options tables may carry tensors too (a loss's weight): copied with casts.
@@ -285,6 +285,7 @@ return function(fc, Tensor, H)
     opts = H.options('GradScaler', opts, GS_OPTS)
     self.enabled = opts.enabled ~= false
     self._scale = to_f32(positive('init_scale', opts.init_scale or 2 ^ 16))
+    if self._scale == math.huge then raise(fmt('GradScaler: init_scale %g overflows float32', opts.init_scale)) end
     self.growth_factor = positive('growth_factor', opts.growth_factor or 2)
     self.backoff_factor = positive('backoff_factor', opts.backoff_factor or 0.5)
     self.growth_interval = positive('growth_interval', opts.growth_interval or 2000, 'int')

@@ -266,6 +266,20 @@ describe('autocast', function()
     S.holds(w.grad, { { 3, 3 }, { 3, 3 } }, 0)
   end)
 
+  it("takes edits to its op lists; 'promote' casts to the widest input", function()
+    local cpu = fc.amp.policies.cpu
+    local a, b, d = fc.randn(3):bfloat16(), fc.randn(3), fc.randn(3, { dtype = 'float64' })
+    S.has(errmsg(function() return a:dot(b) end), 'dot')
+    cpu.dot, cpu.softmax = 'promote', 'fp32'
+    local ok, r1, r2, r3 = pcall(fc.autocast, 'bf16', function()
+      return a:dot(b):type(), a:dot(d):type(), a:softmax(1):type()
+    end)
+    cpu.dot, cpu.softmax = nil, nil
+    assert.is_true(ok, tostring(r1))
+    assert.same({ 'float32', 'float64', 'float32' }, { r1, r2, r3 })
+    assert.equal('bfloat16', fc.autocast('bf16', function() return a:softmax(1) end):type())
+  end)
+
   it('checks its arguments', function()
     S.has(errmsg(fc.autocast, 'int8', function() end), "autocast: dtype must be 'bf16'/'bfloat16' or 'fp16'")
     S.has(errmsg(fc.autocast, { dtype = 'bf16', device = 'tpu' }, function() end), "autocast: device must be 'cpu' or 'cuda'")
@@ -352,6 +366,7 @@ describe('GradScaler', function()
     S.has(errmsg(fc.amp.GradScaler, { init_scale = -1 }), 'GradScaler: init_scale must be a positive finite number')
     S.has(errmsg(fc.amp.GradScaler, { growth_interval = 1.5 }), 'GradScaler: growth_interval must be an integer')
     S.has(errmsg(fc.amp.GradScaler, { scale = 2 }), 'GradScaler: unknown option "scale"')
+    S.has(errmsg(fc.amp.GradScaler, { init_scale = 1e39 }), 'GradScaler: init_scale 1e+39 overflows float32')
   end)
 
   it('does nothing when disabled, and saves its state', function()
