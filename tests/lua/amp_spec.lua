@@ -115,6 +115,12 @@ describe('half tensors', function()
     local C = require 'fastc.lib'
     assert.equal(-1, C.fc_sgd_step(p.p, g.p, nil, 0.1, 0, 0, 0, 0, 1))
     S.has(ffi.string(C.fc_last_error()), 'sgd_step: parameters must be float32 or float64, got float16')
+    assert.equal(-1, C.fc_adam_step(p.p, g.p, g.p, g.p, 0.1, 0.9, 0.99, 1e-8, 0, 0, 1))
+    S.has(ffi.string(C.fc_last_error()), 'adam_step: parameters must be float32 or float64, got float16')
+    local theta = fc.tensor({ { { 1, 0, 0 }, { 0, 1, 0 } } }, { dtype = 'float32' })
+    local grid = fc.F.affine_grid(theta, { 1, 1, 4, 4 })
+    S.has(errmsg(fc.F.grid_sample, fc.randn(1, 1, 4, 4):bfloat16(), grid:bfloat16()),
+      'grid_sample: input must be float32 or float64, got bfloat16')
   end)
 end)
 
