@@ -69,6 +69,16 @@ out=bench/RESULTS.md.tmp
   echo "## (k) data loader (issue 5): \`sh bench/loader.sh\`"
   echo
   sh bench/loader.sh
+  echo
+  echo "## (l) xresnet18 training step at 28 px (issue 7): \`build/fastlua bench/xresnet_step.lua\`"
+  echo
+  echo '```'
+  build/fastlua bench/xresnet_step.lua 128
+  echo '```'
+  echo
+  echo "## (m) bf16 autocast training step on the CPU: \`build/fastlua bench/amp.lua 1 25 cpu\`"
+  echo
+  build/fastlua bench/amp.lua 1 25 cpu
 } > $out
 mv $out bench/RESULTS.md
 cat bench/RESULTS.md
