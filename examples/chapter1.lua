@@ -50,6 +50,7 @@ print('top losses: ' .. interp:plot_top_losses(6))
 -- Export, load it back as an application would, and predict a file.
 local file = learn:export('export.safetensors')
 local learn_inf = fc.load_learner(file)
-local item = dls.valid_ds.tls[1].items[1]
+local files = fc.get_image_files(dir)
+local item = files[#files]
 local label, class_id, probs = learn_inf:predict(item)
 print(string.format('predict(%s) = %s (class %d, p = %.3f)', item, label, class_id, probs[class_id]))

@@ -79,3 +79,18 @@ describe('recipes.segment', function()
   end)
   teardown(function() os.execute("rm -rf '" .. dir .. "'") end)
 end)
+
+describe('examples/chapter1.lua', function()
+  it('runs the chapter-1 workflow: DataBlock, training, interpretation, export, load_learner, predict', function()
+    local tmp = tmpdir('ch1')
+    local out, code = run(string.format("TMPDIR='%s' FASTC_NUM_THREADS=1 '%s' examples/chapter1.lua", tmp, FASTLUA))
+    assert.are.equal(0, code, out)
+    assert.truthy(out:find('180 training and 45 validation images', 1, true), out)
+    local label = out:match('predict%(%S+%) = (%S+) %(class')
+    assert.truthy(label == 'cassette' or label == 'springer' or label == 'tench', out)
+    for _, f in ipairs { 'batch.png', 'confusion_matrix.png', 'top_losses.png', 'export.safetensors' } do
+      assert.is_true(exists(tmp .. '/fastc_chapter1_out/' .. f), f)
+    end
+    os.execute("rm -rf '" .. tmp .. "'")
+  end)
+end)
