@@ -230,6 +230,9 @@ static const char *const other_ops[] = {
   "matmul", "addmm", "dot", "outer", "softmax", "log_softmax", "cross_entropy",
   "sgd_step", "adam_step", "uniform_", "normal_", "bernoulli_", "rand", "randn", "randint",
   "get", "set", "to_doubles", /* elements cross to the host */
+  /* cuDNN convolutions and batch norm, pooling kernels (backend_nn.c) */
+  "conv2d", "conv1d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
+  "adaptive_max_pool2d", "batch_norm", "batch_norm_relu",
 };
 
 int backend_op_code(const char *name) {

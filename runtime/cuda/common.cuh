@@ -148,3 +148,11 @@ int cuda_xent_backward(int device, const bk_xent *x);
 int cuda_sgd_step(int device, const bk_sgd *s);
 int cuda_adam_step(int device, const bk_adam *a);
 const char *cublas_version_string(int device);
+/* ops_conv.cu (cuDNN) and ops_pool.cu */
+int cuda_conv_forward(int device, const bk_conv *c);
+int cuda_conv_backward_data(int device, const bk_conv *c);
+int cuda_conv_backward_filter(int device, const bk_conv *c);
+int cuda_bn_forward(int device, const bk_bn *b);
+int cuda_bn_backward(int device, const bk_bn *b);
+int cuda_pool_forward(int device, const bk_pool *p);
+int cuda_pool_backward(int device, const bk_pool *p);

@@ -190,5 +190,12 @@ fastc_cuda_plugin_init(const bk_host *host, fc_backend *vt, char *why, size_t n)
   vt->xent_backward = cuda_xent_backward;
   vt->sgd_step = cuda_sgd_step;
   vt->adam_step = cuda_adam_step;
+  vt->conv_forward = cuda_conv_forward;
+  vt->conv_backward_data = cuda_conv_backward_data;
+  vt->conv_backward_filter = cuda_conv_backward_filter;
+  vt->pool_forward = cuda_pool_forward;
+  vt->pool_backward = cuda_pool_backward;
+  vt->bn_forward = cuda_bn_forward;
+  vt->bn_backward = cuda_bn_backward;
   return 0;
 }

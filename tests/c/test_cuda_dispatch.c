@@ -277,6 +277,148 @@ TEST(a_small_mlp_trains_like_on_the_cpu) {
   fc_release(X), fc_release(W1), fc_release(W2), fc_release(b2), fc_release(y);
 }
 
+/* ---- convolution, pooling, batch norm -------------------------------------------- */
+
+/* f over inputs on the CPU and on the GPU: the values and every input's
+ * gradient agree. */
+typedef fc_tensor *(*grads_fn)(fc_tensor **in, int n, void *ctx);
+static void same_grads(const char *file, int line, int n, fc_tensor **xs, grads_fn f, void *ctx, double tol) {
+  fc_tensor *c[4], *g[4];
+  for (int i = 0; i < n; i++) {
+    c[i] = fc_clone(xs[i]), g[i] = fc_to_device(xs[i], GPU);
+    fc_set_requires_grad(c[i], 1), fc_set_requires_grad(g[i], 1);
+  }
+  fc_tensor *lc = f(c, n, ctx), *lg = f(g, n, ctx);
+  if (!lc || !lg || fc_backward(lc, NULL, 0) < 0 || fc_backward(lg, NULL, 0) < 0) {
+    harness_fail(file, line, "forward/backward: %s", fc_last_error());
+  } else {
+    same(file, line, fc_detach(lc), fc_detach(lg), tol);
+    for (int i = 0; i < n; i++) same(file, line, fc_get_grad(c[i]), fc_get_grad(g[i]), tol);
+  }
+  for (int i = 0; i < n; i++) fc_release(c[i]), fc_release(g[i]);
+  fc_release(lc), fc_release(lg);
+}
+#define SAME_GRADS(n, xs, f, ctx, tol) same_grads(__FILE__, __LINE__, n, xs, f, ctx, tol)
+
+/* sum(y * ramp): every output element gets its own gradient. */
+static fc_tensor *weighted_sum(fc_tensor *y) {
+  if (!y) return NULL;
+  fc_tensor *r = fc_arange(1, 1 + (double)y->numel, 1, y->dtype, y->device);
+  fc_tensor *rs = fc_reshape(r, y->ndim, y->shape), *s = fc_cos(rs), *p = fc_mul(y, s), *out = fc_sum(p, 0, NULL, 0);
+  fc_release(r), fc_release(rs), fc_release(s), fc_release(p), fc_release(y);
+  return out;
+}
+
+typedef struct conv_case { int stride[2], padding[2], dilation[2], out_padding[2], groups; bool transpose; } conv_case;
+static fc_tensor *conv_loss(fc_tensor **in, int n, void *ctx) {
+  const conv_case *k = ctx;
+  fc_tensor *b = n > 2 ? in[2] : NULL;
+  return weighted_sum(k->transpose ? fc_conv_transpose2d(in[0], in[1], b, k->stride, k->padding, k->out_padding,
+                                                         k->dilation, k->groups)
+                                   : fc_conv2d(in[0], in[1], b, k->stride, k->padding, k->dilation, k->groups));
+}
+
+TEST(conv2d_and_conv_transpose2d_match_with_gradients) {
+  conv_case cases[] = {{{1, 1}, {0, 0}, {1, 1}, {0, 0}, 1, false}, {{2, 1}, {1, 2}, {1, 2}, {0, 0}, 2, false},
+                       {{1, 1}, {1, 1}, {1, 1}, {0, 0}, 1, true}, {{2, 2}, {1, 0}, {1, 1}, {1, 1}, 2, true}};
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+    const conv_case *c = &cases[k];
+    fc_tensor *x = randn(4, (int64_t[]){2, 4, 7, 6}, FC_FLOAT64);
+    int64_t wshape[4] = {6, 4 / c->groups, 3, 2}, cout = 6;
+    if (c->transpose) wshape[0] = 4, wshape[1] = 6 / c->groups; /* [Cin, Cout/g, kh, kw] */
+    fc_tensor *w = randn(4, wshape, FC_FLOAT64), *b = randn(1, &cout, FC_FLOAT64);
+    for (int nin = 2; nin <= 3; nin++) SAME_GRADS(nin, ((fc_tensor *[]){x, w, b}), conv_loss, (void *)c, 1e-10);
+    fc_release(x), fc_release(w), fc_release(b);
+  }
+  /* float32 and conv1d take the same path; an empty batch gives zero weight gradients */
+  fc_tensor *x = randn(3, (int64_t[]){2, 3, 9}, FC_FLOAT32), *w = randn(3, (int64_t[]){4, 3, 3}, FC_FLOAT32);
+  fc_tensor *gx = to(x, GPU), *gw = to(w, GPU);
+  SAME(fc_conv1d(x, w, NULL, 2, 1, 1, 1), fc_conv1d(gx, gw, NULL, 2, 1, 1, 1), 1e-5);
+  fc_tensor *e = fc_zeros(4, (int64_t[]){0, 4, 5, 5}, FC_FLOAT64, GPU), *ew = randn(4, (int64_t[]){2, 4, 3, 3}, FC_FLOAT64);
+  fc_tensor *gew = to(ew, GPU);
+  fc_set_requires_grad(gew, 1);
+  fc_tensor *ey = fc_conv2d(e, gew, NULL, (int[]){1, 1}, (int[]){0, 0}, (int[]){1, 1}, 1), *es = fc_sum(ey, 0, NULL, 0);
+  CHECK(ey && ey->shape[0] == 0 && es && fc_backward(es, NULL, 0) == 0);
+  SAME(fc_zeros(4, (int64_t[]){2, 4, 3, 3}, FC_FLOAT64, CPU), fc_get_grad(gew), 0);
+  CHECK_ERR(fc_conv2d(e, ew, NULL, (int[]){1, 1}, (int[]){0, 0}, (int[]){1, 1}, 1), "different devices");
+  fc_tensor *tmp[] = {x, w, gx, gw, e, ew, gew, ey, es};
+  for (size_t k = 0; k < sizeof tmp / sizeof *tmp; k++) fc_release(tmp[k]);
+}
+
+typedef struct pool_case { int kind, k[2], s[2], p[2], d[2], ceil, include_pad; int64_t out[2]; } pool_case;
+static fc_tensor *pool_loss(fc_tensor **in, int n, void *ctx) {
+  (void)n;
+  const pool_case *c = ctx;
+  switch (c->kind) {
+  case 0: return weighted_sum(fc_max_pool2d(in[0], c->k, c->s, c->p, c->d, c->ceil, NULL, 0));
+  case 1: return weighted_sum(fc_avg_pool2d(in[0], c->k, c->s, c->p, c->ceil, c->include_pad));
+  case 2: return weighted_sum(fc_adaptive_max_pool2d(in[0], c->out, NULL, 0));
+  default: return weighted_sum(fc_adaptive_avg_pool2d(in[0], c->out));
+  }
+}
+
+TEST(pooling_matches_with_gradients_and_indices) {
+  pool_case cases[] = {
+    {0, {2, 2}, {2, 2}, {0, 0}, {1, 1}, 0, 0, {0, 0}}, {0, {3, 2}, {2, 1}, {1, 1}, {2, 1}, 1, 0, {0, 0}},
+    {1, {3, 3}, {2, 2}, {1, 1}, {1, 1}, 1, 1, {0, 0}}, {1, {3, 2}, {2, 2}, {1, 1}, {1, 1}, 1, 0, {0, 0}},
+    {2, {0}, {0}, {0}, {0}, 0, 0, {3, 4}}, {3, {0}, {0}, {0}, {0}, 0, 0, {4, 9}}, {3, {0}, {0}, {0}, {0}, 0, 0, {1, 1}},
+  };
+  fc_tensor *x = randn(4, (int64_t[]){2, 3, 7, 6}, FC_FLOAT64);
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) SAME_GRADS(1, &x, pool_loss, &cases[k], 1e-12);
+  fc_tensor *x3 = randn(3, (int64_t[]){3, 5, 5}, FC_FLOAT32), *g3 = to(x3, GPU);
+  fc_tensor *ic = NULL, *ig = NULL; /* [C,H,W], indices counted from 1 */
+  SAME(fc_max_pool2d(x3, (int[]){2, 2}, NULL, NULL, NULL, 0, &ic, 1),
+       fc_max_pool2d(g3, (int[]){2, 2}, NULL, NULL, NULL, 0, &ig, 1), 0);
+  SAME(ic, ig, 0);
+  fc_release(x), fc_release(x3), fc_release(g3);
+}
+
+typedef struct bn_case { bool training, relu, affine; } bn_case;
+typedef struct bn_ctx { const bn_case *c; fc_tensor *rm, *rv; } bn_ctx;
+static fc_tensor *bn_loss(fc_tensor **in, int n, void *ctx) {
+  const bn_ctx *b = ctx;
+  fc_tensor *rm = b->rm, *rv = b->rv; /* moved to x's device for the call */
+  fc_tensor *m = rm ? fc_to_device(rm, in[0]->device) : NULL, *v = rv ? fc_to_device(rv, in[0]->device) : NULL;
+  fc_tensor *w = n > 1 ? in[1] : NULL, *bias = n > 2 ? in[2] : NULL;
+  fc_tensor *y = b->c->relu ? fc_batch_norm_relu(in[0], m, v, w, bias, b->c->training, 0.1, 1e-5)
+                            : fc_batch_norm(in[0], m, v, w, bias, b->c->training, 0.1, 1e-5);
+  if (m && in[0]->device.type == FC_CUDA && b->c->training) { /* the running statistics moved alike */
+    fc_tensor *cm = fc_clone(rm), *cv = fc_clone(rv);
+    fc_tensor *xc = fc_to_device(in[0], CPU), *yc = fc_batch_norm(xc, cm, cv, NULL, NULL, 1, 0.1, 1e-5);
+    SAME(fc_retain(cm), fc_retain(m), 1e-12);
+    SAME(fc_retain(cv), fc_retain(v), 1e-12);
+    fc_release(cm), fc_release(cv), fc_release(xc), fc_release(yc);
+  }
+  fc_release(m), fc_release(v);
+  return weighted_sum(y);
+}
+
+TEST(batch_norm_matches_in_training_and_evaluation) {
+  bn_case cases[] = {{true, false, true}, {true, true, true}, {false, false, true}, {false, true, true},
+                     {true, false, false}};
+  int64_t C = 3;
+  fc_tensor *rm = randn(1, &C, FC_FLOAT64), *rv0 = randn(1, &C, FC_FLOAT64), *rv = fc_exp(rv0);
+  fc_tensor *w = randn(1, &C, FC_FLOAT64), *b = randn(1, &C, FC_FLOAT64);
+  fc_tensor *x4 = randn(4, (int64_t[]){4, 3, 2, 3}, FC_FLOAT64), *x2 = randn(2, (int64_t[]){5, 3}, FC_FLOAT64);
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+    bn_ctx ctx = {&cases[k], rm, rv};
+    int n = cases[k].affine ? 3 : 1;
+    SAME_GRADS(n, ((fc_tensor *[]){x4, w, b}), bn_loss, &ctx, 1e-10);
+    SAME_GRADS(n, ((fc_tensor *[]){x2, w, b}), bn_loss, &ctx, 1e-10);
+  }
+  bn_ctx no_running = {&cases[0], NULL, NULL};
+  SAME_GRADS(1, &x4, bn_loss, &no_running, 1e-10);
+  fc_tensor *gx = to(x4, GPU), *gm = to(rm, GPU);
+  CHECK_ERR(fc_batch_norm(gx, NULL, NULL, NULL, NULL, 0, 0.1, 1e-5), "evaluation mode normalises with running_mean");
+  CHECK_ERR(fc_batch_norm(gx, rm, rv, NULL, NULL, 1, 0.1, 1e-5), "different devices");
+  fc_tensor *xf = randn(4, (int64_t[]){2, 3, 2, 2}, FC_FLOAT32), *gxf = to(xf, GPU); /* float32 with float64 stats */
+  fc_tensor *cm = fc_clone(rm), *cv = fc_clone(rv), *dm = to(rm, GPU), *dv = to(rv, GPU);
+  SAME(fc_batch_norm(xf, cm, cv, NULL, NULL, 1, 0.1, 1e-5), fc_batch_norm(gxf, dm, dv, NULL, NULL, 1, 0.1, 1e-5), 1e-5);
+  SAME(fc_retain(cv), fc_retain(dv), 1e-6);
+  fc_tensor *tmp[] = {rm, rv0, rv, w, b, x4, x2, gx, gm, xf, gxf, cm, cv, dm, dv};
+  for (size_t k = 0; k < sizeof tmp / sizeof *tmp; k++) fc_release(tmp[k]);
+}
+
 TEST(ops_without_a_kernel_and_mixed_devices_fail_clearly) {
   fc_tensor *c = MK(FC_FLOAT32, S(2, 2), 1, 2, 3, 4), *g = to(c, GPU), *g1 = to(c, GPU1);
   CHECK_ERR(fc_cumsum(g, 0), "cumsum: op cumsum has no CUDA kernel yet");
@@ -327,6 +469,9 @@ int main(int argc, char **argv) {
   RUN(softmax_forward_and_backward_match);
   RUN(cross_entropy_forward_and_backward_match);
   RUN(a_small_mlp_trains_like_on_the_cpu);
+  RUN(conv2d_and_conv_transpose2d_match_with_gradients);
+  RUN(pooling_matches_with_gradients_and_indices);
+  RUN(batch_norm_matches_in_training_and_evaluation);
   RUN(ops_without_a_kernel_and_mixed_devices_fail_clearly);
   RUN(memory_goes_through_the_caching_allocator);
   return harness_report();

@@ -350,6 +350,121 @@ describe('on the GPU', function()
     fc.cuda.synchronize()
   end)
 
+  -- ---- cuDNN convolutions and batch norm, pooling kernels ----------------------
+  -- float32 runs cuDNN against oneDNN (TF32 off): sums of a few hundred
+  -- products, so a wider bound than elementwise ops get.
+  local CONV_TOL = { float32 = 1e-4, float64 = 1e-10 }
+
+  it('convolves like the CPU, every dtype and geometry', function()
+    local cases = {
+      { x = { 2, 4, 9, 8 }, w = { 6, 4, 3, 3 }, o = { padding = 1 } },
+      { x = { 3, 6, 11, 7 }, w = { 4, 3, 3, 2 }, o = { stride = { 2, 1 }, padding = { 1, 0 }, dilation = { 1, 2 }, groups = 2 } },
+      { x = { 1, 8, 5, 5 }, w = { 8, 1, 3, 3 }, o = { padding = 1, groups = 8 } }, -- depthwise
+      { x = { 2, 3, 16, 16 }, w = { 5, 3, 1, 1 }, o = { stride = 2 } },
+    }
+    for _, dt in ipairs { 'float32', 'float64' } do
+      for i, c in ipairs(cases) do
+        local x, w = fc.randn(c.x, { dtype = dt }), fc.randn(c.w, { dtype = dt })
+        local b = fc.randn(c.w[1], { dtype = dt })
+        matches(F.conv2d(x:cuda(), w:cuda(), b:cuda(), c.o), F.conv2d(x, w, b, c.o), CONV_TOL[dt], dt .. ' conv ' .. i)
+        local wt = fc.randn(c.w[2] * (c.o.groups or 1), c.w[1] / (c.o.groups or 1), c.w[3], c.w[4], { dtype = dt })
+        local t = c.o
+        matches(F.conv_transpose2d(x:cuda(), wt:cuda(), nil, t), F.conv_transpose2d(x, wt, nil, t), CONV_TOL[dt],
+          dt .. ' conv_transpose ' .. i)
+      end
+    end
+    local h = fc.randn(2, 4, 6, 6, { dtype = 'float16' }) -- halves compute in float32
+    local hw = fc.randn(3, 4, 3, 3, { dtype = 'float16' })
+    matches(F.conv2d(h:cuda(), hw:cuda()), F.conv2d(h, hw), TOL.float16 * 4, 'float16 conv')
+  end)
+
+  it('pools like the CPU, indices included', function()
+    local x = fc.randn(2, 3, 13, 10)
+    local function both(f, what)
+      local c, g = f(x), f(x:cuda())
+      matches(g, c, 1e-6, what)
+    end
+    both(function(t) return F.max_pool2d(t, 2) end, 'max 2x2')
+    both(function(t) return F.max_pool2d(t, { 3, 2 }, { stride = 2, padding = 1, dilation = { 2, 1 }, ceil_mode = true }) end, 'max ceil')
+    both(function(t) return F.avg_pool2d(t, 3, { stride = 2, padding = 1 }) end, 'avg')
+    both(function(t) return F.avg_pool2d(t, 3, { stride = 2, padding = 1, ceil_mode = true, count_include_pad = false }) end, 'avg no pad')
+    both(function(t) return F.adaptive_avg_pool2d(t, { 4, 3 }) end, 'adaptive avg')
+    both(function(t) return F.adaptive_avg_pool2d(t, 1) end, 'global avg')
+    both(function(t) return F.adaptive_max_pool2d(t, { 5, 7 }) end, 'adaptive max')
+    local _, ci = F.max_pool2d(x, 3, { stride = 2, return_indices = true })
+    local _, gi = F.max_pool2d(x:cuda(), 3, { stride = 2, return_indices = true })
+    matches(gi, ci, 0, 'max indices')
+  end)
+
+  it('normalises batches like the CPU, running statistics included', function()
+    for _, dt in ipairs { 'float32', 'float64' } do
+      local tol = dt == 'float64' and 1e-10 or 1e-4
+      local x = fc.randn(8, 5, 6, 7, { dtype = dt }) * 3 + 1
+      local w, b = fc.randn(5, { dtype = dt }), fc.randn(5, { dtype = dt })
+      local rm, rv = fc.zeros(5, { dtype = dt }), fc.ones(5, { dtype = dt })
+      local grm, grv = rm:cuda(), rv:cuda()
+      for _, act in ipairs { false, 'relu' } do
+        local o = { weight = w, bias = b, training = true, momentum = 0.2, act = act or nil }
+        local go = { weight = w:cuda(), bias = b:cuda(), training = true, momentum = 0.2, act = act or nil }
+        matches(F.batch_norm(x:cuda(), grm, grv, go), F.batch_norm(x, rm, rv, o), tol, dt .. ' training')
+        matches(grm, rm, tol, dt .. ' running mean')
+        matches(grv, rv, tol, dt .. ' running var')
+        o.training, go.training = false, false
+        matches(F.batch_norm(x:cuda(), grm, grv, go), F.batch_norm(x, rm, rv, o), tol, dt .. ' eval')
+      end
+    end
+  end)
+
+  it('gives the CPU gradients through convolutions, pooling and batch norm', function()
+    local function loss_of(x, w, g, b, wt)
+      local h = F.conv2d(x, w, nil, { padding = 1, stride = 2 })
+      h = F.batch_norm(h, nil, nil, { weight = g, bias = b, act = 'relu' })
+      h = F.max_pool2d(h, 2, { padding = 1 }) + F.avg_pool2d(h, 2, { padding = 1 })
+      h = F.conv_transpose2d(h, wt, nil, { stride = 2 })
+      return (F.adaptive_avg_pool2d(h, 2) * F.adaptive_max_pool2d(h, 3):mean()):sum()
+    end
+    local inputs = { fc.randn(2, 3, 9, 9), fc.randn(4, 3, 3, 3), fc.randn(4), fc.randn(4), fc.randn(4, 2, 2, 2) }
+    local grads = {}
+    for _, dev in ipairs { 'cpu', 'cuda' } do
+      local xs = {}
+      for k, t in ipairs(inputs) do xs[k] = t:double():to(dev):detach():requires_grad_() end
+      local l = loss_of((table.unpack or unpack)(xs))
+      l:backward()
+      grads[dev] = { l }
+      for k = 1, #xs do grads[dev][k + 1] = xs[k].grad end
+    end
+    for k = 1, #grads.cpu do matches(grads.cuda[k], grads.cpu[k], 1e-9, 'gradient ' .. k) end
+  end)
+
+  it('trains a small CNN with the CPU loss curve', function()
+    local function run(dev)
+      fc.manual_seed(7)
+      local model = fc.nn.Sequential {
+        fc.nn.Conv2d(3, 8, 3, { padding = 1 }), fc.nn.BatchNorm2d(8), fc.nn.ReLU(), fc.nn.MaxPool2d(2),
+        fc.nn.Conv2d(8, 16, 3, { padding = 1, stride = 2 }), fc.nn.BatchNorm2d(16), fc.nn.ReLU(),
+        fc.nn.AdaptiveAvgPool2d(1), fc.nn.Flatten(), fc.nn.Linear(16, 4),
+      }
+      if dev == 'cuda' then model:cuda() end
+      local opt = fc.optim.torch.SGD(model:parameters(), { lr = 0.1, momentum = 0.9 })
+      fc.manual_seed(8)
+      local X, Y = fc.randn(32, 3, 12, 12):to(dev), fc.randint(1, 5, { 32 }):to(dev)
+      local losses = {}
+      for step = 1, 15 do
+        local loss = F.cross_entropy(model(X), Y)
+        opt:zero_grad()
+        loss:backward()
+        opt:step()
+        losses[step] = loss:item()
+      end
+      return losses
+    end
+    local cpu, gpu = run('cpu'), run('cuda')
+    assert.truthy(cpu[15] < cpu[1] * 0.8, 'the CPU run should learn')
+    for i = 1, #cpu do
+      assert.truthy(close(gpu[i], cpu[i], 1e-3), string.format('step %d: %g on the GPU, %g on the CPU', i, gpu[i], cpu[i]))
+    end
+  end)
+
   it('names ops that have no CUDA kernel yet', function()
     local g = fc.randn(3, 3):cuda()
     has(err_of(function() return g:cumprod(1) end), 'has no CUDA kernel yet')
