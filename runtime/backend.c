@@ -233,6 +233,8 @@ static const char *const other_ops[] = {
   /* cuDNN convolutions and batch norm, pooling kernels (backend_nn.c) */
   "conv2d", "conv1d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
   "adaptive_max_pool2d", "batch_norm", "batch_norm_relu",
+  /* index walks (ops_index.c) and embedding */
+  "index_select", "gather", "scatter", "scatter_add", "scatter_", "scatter_add_", "embedding",
 };
 
 int backend_op_code(const char *name) {

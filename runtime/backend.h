@@ -169,6 +169,22 @@ typedef struct bk_bn {
   void *gx, *gweight, *gbias;
 } bk_bn;
 
+/* An index walk (ops_index.c): over `shape`, position p reads the index v
+ * at idx[p . is]; self's element is at p . ts + (v - base) td, other's at
+ * p . os (strides in elements). GATHER: other = self; SCATTER: self =
+ * other; SCATTER_ADD: self += other (integers wrap, bool ors). With other
+ * NULL the scalar (in dtype's bits) stands for every element of other.
+ * Indices are checked by the core before. */
+enum { BK_GATHER, BK_SCATTER, BK_SCATTER_ADD };
+typedef struct bk_walk {
+  int kind, dtype, nd;
+  int64_t shape[FC_MAX_DIMS], is[FC_MAX_DIMS], ts[FC_MAX_DIMS], os[FC_MAX_DIMS];
+  int64_t td, base;
+  const int64_t *idx;
+  char *self, *other;
+  uint64_t scalar;
+} bk_walk;
+
 enum { BK_H2D = 1, BK_D2H = 2, BK_D2D = 3 };
 
 /* What the plugin provides. Calls that can fail return 0 or -1 with the
@@ -202,6 +218,7 @@ typedef struct fc_backend {
   int (*pool_backward)(int device, const bk_pool *p);
   int (*bn_forward)(int device, const bk_bn *b);
   int (*bn_backward)(int device, const bk_bn *b);
+  int (*index_walk)(int device, const bk_walk *w); /* gather, scatter, scatter_add, index_select */
 } fc_backend;
 
 typedef struct bk_host {

@@ -156,3 +156,4 @@ int cuda_bn_forward(int device, const bk_bn *b);
 int cuda_bn_backward(int device, const bk_bn *b);
 int cuda_pool_forward(int device, const bk_pool *p);
 int cuda_pool_backward(int device, const bk_pool *p);
+int cuda_index_walk(int device, const bk_walk *w); /* ops_index.cu */

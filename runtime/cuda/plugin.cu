@@ -197,5 +197,6 @@ fastc_cuda_plugin_init(const bk_host *host, fc_backend *vt, char *why, size_t n)
   vt->pool_backward = cuda_pool_backward;
   vt->bn_forward = cuda_bn_forward;
   vt->bn_backward = cuda_bn_backward;
+  vt->index_walk = cuda_index_walk;
   return 0;
 }

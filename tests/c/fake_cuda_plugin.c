@@ -696,6 +696,33 @@ static int bn_backward(int device, const bk_bn *b) {
   return 0;
 }
 
+/* ---- index walks ---------------------------------------------------------------------- */
+
+static int index_walk(int device, const bk_walk *w) {
+  (void)device;
+  int64_t numel = 1;
+  for (int k = 0; k < w->nd; k++) numel *= w->shape[k];
+  int es = size_of(w->dtype);
+  for (int64_t p = 0; p < numel; p++) {
+    int64_t rest = p, io = 0, to = 0, oo = 0;
+    for (int k = w->nd - 1; k >= 0; k--) {
+      int64_t i = rest % w->shape[k];
+      rest /= w->shape[k];
+      io += i * w->is[k], to += i * w->ts[k], oo += i * w->os[k];
+    }
+    int64_t v = ((const int64_t *)H(w->idx))[io];
+    char *self = H(w->self) + (to + (v - w->base) * w->td) * es;
+    const char *other = w->other ? H(w->other) + oo * es : (const char *)&w->scalar;
+    char *out = w->kind == BK_GATHER ? H(w->other) + oo * es : self;
+    if (w->kind == BK_GATHER) memcpy(out, self, (size_t)es);
+    else if (w->kind == BK_SCATTER) memcpy(self, other, (size_t)es);
+    else if (w->dtype == FC_BOOL) *self = *self || *other;
+    else if (is_int(w->dtype)) st_int(self, w->dtype, (int64_t)((uint64_t)ld_int(self, w->dtype) + (uint64_t)ld_int(other, w->dtype)));
+    else st(self, w->dtype, ld(self, w->dtype) + ld(other, w->dtype));
+  }
+  return 0;
+}
+
 __attribute__((visibility("default"))) int fastc_cuda_plugin_init(const bk_host *host, fc_backend *vt,
                                                                    char *why, size_t n) {
   if (getenv("FAKE_CUDA_FAIL")) { /* lets a test see a plugin that refuses to start */
@@ -707,6 +734,6 @@ __attribute__((visibility("default"))) int fastc_cuda_plugin_init(const bk_host 
   *vt = (fc_backend){BK_ABI_VERSION, count, sync_dev, info, alloc, release, copy_mem, stats, empty,
                      fill, copy, elementwise, reduce, gemm, softmax, xent_forward, xent_backward,
                      sgd, adam, conv_forward, conv_backward_data, conv_backward_filter,
-                     pool_forward, pool_backward, bn_forward, bn_backward};
+                     pool_forward, pool_backward, bn_forward, bn_backward, index_walk};
   return 0;
 }

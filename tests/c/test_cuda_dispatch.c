@@ -419,6 +419,81 @@ TEST(batch_norm_matches_in_training_and_evaluation) {
   for (size_t k = 0; k < sizeof tmp / sizeof *tmp; k++) fc_release(tmp[k]);
 }
 
+/* ---- index ops --------------------------------------------------------------------------- */
+
+typedef struct index_case { int op, dim; } index_case;
+static fc_tensor *index_loss(fc_tensor **in, int n, void *ctx) {
+  const index_case *c = ctx;
+  fc_device d = in[0]->device;
+  fc_tensor *y = NULL;
+  if (c->op == 0) { /* index_select with repeats, counted from 1 */
+    fc_tensor *i = fc_from_buffer((int64_t[]){3, 1, 3, 2}, FC_INT64, 1, (int64_t[]){4}, FC_INT64, d);
+    fc_tensor *tt = fc_transpose(in[0], 0, 2); /* strided input */
+    y = fc_index_select(tt, c->dim, i, 1);
+    fc_release(i), fc_release(tt);
+  } else if (c->op == 1) { /* gather along dim, repeats */
+    int64_t ish[3] = {2, 2, 2};
+    ish[c->dim] = 3;
+    int64_t v[12] = {2, 0, 1, 1, 0, 2, 2, 2, 0, 1, 0, 2};
+    fc_tensor *i = fc_from_buffer(v, FC_INT64, 3, ish, FC_INT64, d);
+    y = fc_gather(in[0], c->dim, i, 0);
+    fc_release(i);
+  } else { /* scatter_add of src (in[1]) into t, repeats add */
+    fc_tensor *i = fc_from_buffer((int64_t[]){0, 2, 0, 1, 1, 1, 2, 0, 0, 2, 2, 2}, FC_INT64, 3,
+                                  (int64_t[]){2, 3, 2}, FC_INT64, d);
+    y = fc_scatter_add(in[0], 0, i, in[1], 0);
+    fc_release(i);
+  }
+  (void)n;
+  return weighted_sum(y);
+}
+
+TEST(index_ops_match_with_gradients) {
+  fc_tensor *x = randn(3, (int64_t[]){3, 3, 3}, FC_FLOAT64), *src = randn(3, (int64_t[]){2, 3, 2}, FC_FLOAT64);
+  for (int dim = 0; dim < 3; dim++) {
+    SAME_GRADS(1, &x, index_loss, &((index_case){0, dim}), 1e-12);
+    SAME_GRADS(1, &x, index_loss, &((index_case){1, dim}), 1e-12);
+  }
+  SAME_GRADS(2, ((fc_tensor *[]){x, src}), index_loss, &((index_case){2, 0}), 1e-12);
+  /* every dtype moves; integers add; a scalar scatters; errors name the index */
+  fc_tensor *ci = MK(FC_INT32, S(2, 3), 1, 2, 3, 4, 5, 6), *gi = to(ci, GPU);
+  fc_tensor *i = MK(FC_INT64, S(2, 2), 2, 0, 1, 1), *gidx = to(i, GPU);
+  SAME(fc_gather(ci, 1, i, 0), fc_gather(gi, 1, gidx, 0), 0);
+  SAME(fc_scatter_add(ci, 1, i, ci, 0), fc_scatter_add(gi, 1, gidx, gi, 0), 0);
+  fc_tensor *seven = fc_scalar(7, FC_INT32, CPU), *gseven = to(seven, GPU);
+  fc_tensor *u = MK(FC_INT64, S(2, 1), 2, 0), *gu = to(u, GPU);
+  SAME(fc_scatter(ci, 1, u, seven, 0), fc_scatter(gi, 1, gu, gseven, 0), 0);
+  CHECK(fc_scatter_(gi, 1, gu, gseven, 0) == 0);
+  SAME(fc_scatter(ci, 1, u, seven, 0), fc_retain(gi), 0);
+  fc_tensor *bad = MK(FC_INT64, S(1, 2), 0, 3), *gbad = to(bad, GPU);
+  CHECK_ERR(fc_gather(gi, 1, gbad, 0), "gather: index 3 out of range for dim of size 3 (valid 0..2)");
+  fc_tensor *row = MK(FC_INT64, S(2), 1, 4), *grow = to(row, GPU);
+  CHECK_ERR(fc_index_select(gi, 1, grow, 1), "index_select: index 4 out of range for dim of size 3 (valid 1..3)");
+  fc_tensor *tmp[] = {x, src, ci, gi, i, gidx, seven, gseven, u, gu, bad, gbad, row, grow};
+  for (size_t k = 0; k < sizeof tmp / sizeof *tmp; k++) fc_release(tmp[k]);
+}
+
+static fc_tensor *embedding_loss(fc_tensor **in, int n, void *ctx) {
+  (void)n;
+  int64_t pad = *(int64_t *)ctx;
+  fc_tensor *i = fc_from_buffer((int64_t[]){1, 4, 1, 2, 4, 4}, FC_INT64, 2, (int64_t[]){2, 3}, FC_INT64, in[0]->device);
+  fc_tensor *y = fc_embedding(in[0], i, pad, 0);
+  fc_release(i);
+  return weighted_sum(y);
+}
+
+TEST(embedding_matches_with_padding_and_gradients) {
+  fc_tensor *w = randn(2, (int64_t[]){5, 3}, FC_FLOAT64);
+  int64_t pads[] = {FC_NO_INDEX, 4, 0};
+  for (int k = 0; k < 3; k++) SAME_GRADS(1, &w, embedding_loss, &pads[k], 1e-12);
+  fc_tensor *gw = to(w, GPU), *i = fc_from_buffer((int64_t[]){1, 5}, FC_INT64, 1, (int64_t[]){2}, FC_INT64, GPU);
+  CHECK_ERR(fc_embedding(gw, i, FC_NO_INDEX, 0), "embedding: index 5 out of range for a weight of 5 rows (valid 0..4)");
+  fc_tensor *s = fc_scalar(3, FC_INT64, GPU), *e = fc_embedding(gw, s, FC_NO_INDEX, 0); /* a 0-dim index: one row */
+  fc_tensor *wc = fc_select(w, 0, 3);
+  SAME(wc, e, 0);
+  fc_release(w), fc_release(gw), fc_release(i), fc_release(s);
+}
+
 TEST(ops_without_a_kernel_and_mixed_devices_fail_clearly) {
   fc_tensor *c = MK(FC_FLOAT32, S(2, 2), 1, 2, 3, 4), *g = to(c, GPU), *g1 = to(c, GPU1);
   CHECK_ERR(fc_cumsum(g, 0), "cumsum: op cumsum has no CUDA kernel yet");
@@ -472,6 +547,8 @@ int main(int argc, char **argv) {
   RUN(conv2d_and_conv_transpose2d_match_with_gradients);
   RUN(pooling_matches_with_gradients_and_indices);
   RUN(batch_norm_matches_in_training_and_evaluation);
+  RUN(index_ops_match_with_gradients);
+  RUN(embedding_matches_with_padding_and_gradients);
   RUN(ops_without_a_kernel_and_mixed_devices_fail_clearly);
   RUN(memory_goes_through_the_caching_allocator);
   return harness_report();

@@ -465,6 +465,39 @@ describe('on the GPU', function()
     end
   end)
 
+  it('indexes like the CPU: index_select, gather, scatter, embedding', function()
+    local x = fc.randn(4, 5, 6)
+    local gx = x:cuda()
+    for _, dt in ipairs { 'float32', 'float64', 'float16', 'bfloat16', 'int64', 'int32', 'uint8', 'bool' } do
+      local t = (x * 3):to(dt)
+      local i = fc.tensor({ 3, 1, 3, 5 })
+      matches(t:cuda():index_select(2, i:cuda()), t:index_select(2, i), 0, dt .. ' index_select')
+      local gi = fc.randint(1, 5, { 4, 3, 6 })
+      matches(t:cuda():gather(2, gi:cuda()), t:gather(2, gi), 0, dt .. ' gather')
+    end
+    local si = fc.randint(1, 5, { 4, 3, 6 })
+    local src = fc.randn(4, 3, 6)
+    matches(gx:scatter_add(2, si:cuda(), src:cuda()), x:scatter_add(2, si, src), 1e-6, 'scatter_add')
+    local ints = fc.randint(-9, 9, { 4, 5, 6 }, { dtype = 'int32' })
+    matches(ints:cuda():scatter_add(2, si:cuda(), ints:cuda()), ints:scatter_add(2, si, ints), 0, 'int scatter_add')
+    local one = fc.tensor({ { 2 }, { 4 } })
+    matches(fc.zeros(2, 5):cuda():scatter(2, one:cuda(), 7), fc.zeros(2, 5):scatter(2, one, 7), 0, 'scalar scatter')
+    local w = fc.randn(10, 4)
+    local idx = fc.randint(1, 11, { 3, 7 })
+    matches(F.embedding(idx:cuda(), w:cuda(), { padding_idx = 2 }), F.embedding(idx, w, { padding_idx = 2 }), 0, 'embedding')
+    local grads = {}
+    for _, dev in ipairs { 'cpu', 'cuda' } do
+      local wd, xd = w:double():to(dev):requires_grad_(), x:double():to(dev):requires_grad_()
+      local l = (F.embedding(idx:to(dev), wd, { padding_idx = 2 }):sin():sum()
+        + xd:index_select(3, fc.tensor({ 6, 1, 6 }):to(dev)):cos():sum()
+        + xd:gather(2, si:to(dev)):pow(2):sum())
+      l:backward()
+      grads[dev] = { l, wd.grad, xd.grad }
+    end
+    for k = 1, 3 do matches(grads.cuda[k], grads.cpu[k], 1e-10, 'index gradient ' .. k) end
+    has(err_of(function() return gx:index_select(1, fc.tensor({ 1, 9 }):cuda()) end), 'index 9 out of range')
+  end)
+
   it('names ops that have no CUDA kernel yet', function()
     local g = fc.randn(3, 3):cuda()
     has(err_of(function() return g:cumprod(1) end), 'has no CUDA kernel yet')
