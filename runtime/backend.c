@@ -235,6 +235,7 @@ static const char *const other_ops[] = {
   "adaptive_max_pool2d", "batch_norm", "batch_norm_relu",
   /* index walks (ops_index.c) and embedding */
   "index_select", "gather", "scatter", "scatter_add", "scatter_", "scatter_add_", "embedding",
+  "dropout", /* Philox on the device (random.c's streams) */
 };
 
 int backend_op_code(const char *name) {

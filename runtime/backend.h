@@ -185,6 +185,33 @@ typedef struct bk_walk {
   uint64_t scalar;
 } bk_walk;
 
+/* Philox 4x32-10 draws with random.c's streams: element i of a contiguous
+ * n-element out takes counter first + i / 2 under key seed, exactly as
+ * random.c's draw_one (kinds in its order): uniform a + (b - a) u, normal
+ * a + b z (Box-Muller), integers in [a, b), bernoulli u < a. */
+enum { BK_UNIFORM, BK_NORMAL, BK_RANDINT, BK_BERNOULLI };
+typedef struct bk_random {
+  int kind, dtype;
+  int64_t n;
+  uint64_t seed, first;
+  double a, b;
+  void *out;
+} bk_random;
+
+/* Inverted dropout on n contiguous elements (float32/float64), with
+ * ops_dropout.c's mask: element i is kept when word i % 4 of counter
+ * first + i / 4 is below threshold, bit i % 8 of mask byte i / 8.
+ * Forward: y = x * (kept ? scale : 0) and the mask; backward: gx from g. */
+typedef struct bk_dropout {
+  int dtype;
+  int64_t n;
+  uint64_t seed, first, threshold;
+  double scale;
+  const void *x, *g;
+  void *y, *gx;
+  uint8_t *mask;
+} bk_dropout;
+
 enum { BK_H2D = 1, BK_D2H = 2, BK_D2D = 3 };
 
 /* What the plugin provides. Calls that can fail return 0 or -1 with the
@@ -219,6 +246,9 @@ typedef struct fc_backend {
   int (*bn_forward)(int device, const bk_bn *b);
   int (*bn_backward)(int device, const bk_bn *b);
   int (*index_walk)(int device, const bk_walk *w); /* gather, scatter, scatter_add, index_select */
+  int (*random)(int device, const bk_random *r);
+  int (*dropout_forward)(int device, const bk_dropout *d);
+  int (*dropout_backward)(int device, const bk_dropout *d);
 } fc_backend;
 
 typedef struct bk_host {

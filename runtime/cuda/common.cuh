@@ -157,3 +157,6 @@ int cuda_bn_backward(int device, const bk_bn *b);
 int cuda_pool_forward(int device, const bk_pool *p);
 int cuda_pool_backward(int device, const bk_pool *p);
 int cuda_index_walk(int device, const bk_walk *w); /* ops_index.cu */
+int cuda_random(int device, const bk_random *r);   /* ops_random.cu */
+int cuda_dropout_forward(int device, const bk_dropout *d);
+int cuda_dropout_backward(int device, const bk_dropout *d);

@@ -198,5 +198,8 @@ fastc_cuda_plugin_init(const bk_host *host, fc_backend *vt, char *why, size_t n)
   vt->bn_forward = cuda_bn_forward;
   vt->bn_backward = cuda_bn_backward;
   vt->index_walk = cuda_index_walk;
+  vt->random = cuda_random;
+  vt->dropout_forward = cuda_dropout_forward;
+  vt->dropout_backward = cuda_dropout_backward;
   return 0;
 }

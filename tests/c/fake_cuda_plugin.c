@@ -723,6 +723,66 @@ static int index_walk(int device, const bk_walk *w) {
   return 0;
 }
 
+/* ---- Philox draws and dropout ------------------------------------------------------------
+ * The generator written out once more (Random123's Philox 4x32-10), so the
+ * core's device path is checked to hand over the CPU's (seed, counter). */
+
+static void philox(uint64_t seed, uint64_t counter, uint32_t out[4]) {
+  uint32_t c[4] = {(uint32_t)counter, (uint32_t)(counter >> 32), 0, 0}, k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+  for (int r = 0; r < 10; r++, k0 += 0x9E3779B9u, k1 += 0xBB67AE85u) {
+    uint64_t p0 = (uint64_t)0xD2511F53u * c[0], p1 = (uint64_t)0xCD9E8D57u * c[2];
+    uint32_t n0 = (uint32_t)(p1 >> 32) ^ c[1] ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c[3] ^ k1;
+    c[0] = n0, c[1] = (uint32_t)p1, c[2] = n2, c[3] = (uint32_t)p0;
+  }
+  memcpy(out, c, sizeof c);
+}
+static double unit(uint32_t hi, uint32_t lo) { /* (0, 1] */
+  return ((double)(((uint64_t)hi << 21) ^ (lo >> 11)) + 1.0) / 9007199254740992.0;
+}
+
+static int random_draw(int device, const bk_random *r) {
+  (void)device;
+  for (int64_t i = 0; i < r->n; i++) {
+    uint32_t w[4];
+    philox(r->seed, r->first + (uint64_t)i / 2, w);
+    int l = (int)(i & 1) * 2;
+    double u = unit(w[l], w[l + 1]), v;
+    if (r->kind == BK_UNIFORM) v = r->a + (r->b - r->a) * (1 - u);
+    else if (r->kind == BK_BERNOULLI) v = (1 - u) < r->a;
+    else if (r->kind == BK_RANDINT) v = r->a + (double)((((uint64_t)w[l] << 32) | w[l + 1]) % (uint64_t)(r->b - r->a));
+    else {
+      double rad = sqrt(-2 * log(u)), t = 2 * M_PI * unit(w[(l + 2) & 3], w[(l + 3) & 3]);
+      v = r->a + r->b * ((i & 1) ? rad * sin(t) : rad * cos(t));
+    }
+    st(H(r->out) + i * size_of(r->dtype), r->dtype, v);
+  }
+  return 0;
+}
+
+static int dropout_forward(int device, const bk_dropout *d) {
+  (void)device;
+  uint8_t *mask = (uint8_t *)H(d->mask);
+  memset(mask, 0, (size_t)(d->n + 7) / 8);
+  for (int64_t i = 0; i < d->n; i++) {
+    uint32_t w[4];
+    philox(d->seed, d->first + (uint64_t)i / 4, w);
+    bool keep = w[i % 4] < d->threshold;
+    mask[i / 8] |= (uint8_t)(keep << (i % 8));
+    st(H(d->y) + i * size_of(d->dtype), d->dtype, rnd(ldi(d->x, d->dtype, i) * (keep ? rnd(d->scale, d->dtype) : 0), d->dtype));
+  }
+  return 0;
+}
+
+static int dropout_backward(int device, const bk_dropout *d) {
+  (void)device;
+  const uint8_t *mask = (const uint8_t *)H(d->mask);
+  for (int64_t i = 0; i < d->n; i++) {
+    bool keep = (mask[i / 8] >> (i % 8)) & 1;
+    st(H(d->gx) + i * size_of(d->dtype), d->dtype, rnd(ldi(d->g, d->dtype, i) * (keep ? rnd(d->scale, d->dtype) : 0), d->dtype));
+  }
+  return 0;
+}
+
 __attribute__((visibility("default"))) int fastc_cuda_plugin_init(const bk_host *host, fc_backend *vt,
                                                                    char *why, size_t n) {
   if (getenv("FAKE_CUDA_FAIL")) { /* lets a test see a plugin that refuses to start */
@@ -734,6 +794,7 @@ __attribute__((visibility("default"))) int fastc_cuda_plugin_init(const bk_host 
   *vt = (fc_backend){BK_ABI_VERSION, count, sync_dev, info, alloc, release, copy_mem, stats, empty,
                      fill, copy, elementwise, reduce, gemm, softmax, xent_forward, xent_backward,
                      sgd, adam, conv_forward, conv_backward_data, conv_backward_filter,
-                     pool_forward, pool_backward, bn_forward, bn_backward, index_walk};
+                     pool_forward, pool_backward, bn_forward, bn_backward, index_walk, random_draw,
+                     dropout_forward, dropout_backward};
   return 0;
 }

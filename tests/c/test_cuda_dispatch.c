@@ -494,6 +494,54 @@ TEST(embedding_matches_with_padding_and_gradients) {
   fc_release(w), fc_release(gw), fc_release(i), fc_release(s);
 }
 
+/* ---- random draws ----------------------------------------------------------------------- */
+
+TEST(random_draws_follow_the_cpu_stream) {
+  int64_t shape[2] = {7, 5};
+  for (int dt = FC_FLOAT32; dt <= FC_FLOAT64; dt++) {
+    fc_manual_seed(11);
+    fc_tensor *c1 = fc_rand(2, shape, dt, CPU), *c2 = fc_randn(2, shape, dt, CPU);
+    fc_tensor *c3 = fc_randint(-3, 9, 2, shape, FC_INT64, CPU), *c4 = fc_rand(1, shape, dt, CPU);
+    fc_manual_seed(11); /* the same counters, half of them drawn on the device */
+    fc_tensor *g1 = fc_rand(2, shape, dt, GPU), *h2 = fc_randn(2, shape, dt, CPU);
+    fc_tensor *g3 = fc_randint(-3, 9, 2, shape, FC_INT64, GPU), *h4 = fc_rand(1, shape, dt, CPU);
+    SAME(c1, g1, 0);
+    SAME(fc_to_device(c2, GPU), fc_to_device(h2, GPU), 0);
+    SAME(c3, g3, 0);
+    SAME(fc_to_device(c4, GPU), fc_to_device(h4, GPU), 0);
+    fc_release(c2), fc_release(h2), fc_release(c4), fc_release(h4);
+  }
+  fc_manual_seed(3);
+  fc_tensor *cn = fc_randn(1, (int64_t[]){9}, FC_FLOAT64, CPU);
+  fc_manual_seed(3);
+  SAME(cn, fc_randn(1, (int64_t[]){9}, FC_FLOAT64, GPU), 1e-15);
+  fc_tensor *m = fc_zeros(2, (int64_t[]){4, 6}, FC_FLOAT32, GPU), *mt = fc_transpose(m, 0, 1);
+  fc_manual_seed(4);
+  CHECK(fc_bernoulli_(mt, 0.3) == 0); /* a strided view is filled in its logical order */
+  fc_tensor *cm = fc_zeros(2, (int64_t[]){6, 4}, FC_FLOAT32, CPU);
+  fc_manual_seed(4);
+  fc_bernoulli_(cm, 0.3);
+  SAME(cm, fc_retain(mt), 0);
+  fc_release(m), fc_release(mt);
+}
+
+static fc_tensor *dropout_loss(fc_tensor **in, int n, void *ctx) {
+  (void)n, (void)ctx;
+  fc_manual_seed(21);
+  return weighted_sum(fc_dropout(in[0], 0.35, 1));
+}
+
+TEST(dropout_draws_the_cpu_mask) {
+  fc_tensor *x = randn(3, (int64_t[]){3, 7, 5}, FC_FLOAT64), *xf = randn(1, (int64_t[]){37}, FC_FLOAT32);
+  SAME_GRADS(1, &x, dropout_loss, NULL, 1e-12);
+  fc_tensor *gxf = to(xf, GPU);
+  fc_manual_seed(5);
+  fc_tensor *cy = fc_dropout(xf, 0.5, 1);
+  fc_manual_seed(5);
+  SAME(cy, fc_dropout(gxf, 0.5, 1), 0);
+  fc_release(x), fc_release(xf), fc_release(gxf);
+}
+
 TEST(ops_without_a_kernel_and_mixed_devices_fail_clearly) {
   fc_tensor *c = MK(FC_FLOAT32, S(2, 2), 1, 2, 3, 4), *g = to(c, GPU), *g1 = to(c, GPU1);
   CHECK_ERR(fc_cumsum(g, 0), "cumsum: op cumsum has no CUDA kernel yet");
@@ -549,6 +597,8 @@ int main(int argc, char **argv) {
   RUN(batch_norm_matches_in_training_and_evaluation);
   RUN(index_ops_match_with_gradients);
   RUN(embedding_matches_with_padding_and_gradients);
+  RUN(random_draws_follow_the_cpu_stream);
+  RUN(dropout_draws_the_cpu_mask);
   RUN(ops_without_a_kernel_and_mixed_devices_fail_clearly);
   RUN(memory_goes_through_the_caching_allocator);
   return harness_report();

@@ -498,6 +498,39 @@ describe('on the GPU', function()
     has(err_of(function() return gx:index_select(1, fc.tensor({ 1, 9 }):cuda()) end), 'index 9 out of range')
   end)
 
+  it('draws random numbers on the device from the CPU stream', function()
+    for _, dt in ipairs { 'float32', 'float64' } do
+      local exact = dt == 'float64' and 1e-15 or 0 -- the device's FMA may move a float64's last bit
+      fc.manual_seed(42)
+      local c = { fc.rand(50, 3, { dtype = dt }), fc.randn(40, { dtype = dt }), fc.randint(0, 7, { 33 }) }
+      fc.manual_seed(42)
+      local g = { fc.rand(50, 3, { dtype = dt, device = 'cuda' }), fc.randn(40, { dtype = dt, device = 'cuda' }),
+        fc.randint(0, 7, { 33 }, { device = 'cuda' }) }
+      matches(g[1], c[1], exact, dt .. ' rand')
+      matches(g[2], c[2], dt == 'float64' and 1e-12 or 1e-6, dt .. ' randn') -- CUDA's log/sin/cos vs libm
+      matches(g[3], c[3], 0, 'randint')
+    end
+    fc.manual_seed(9)
+    local cb = fc.zeros(1000):bernoulli_(0.3)
+    fc.manual_seed(9)
+    matches(fc.zeros(1000):cuda():bernoulli_(0.3), cb, 0, 'bernoulli')
+    local x = fc.randn(8, 33)
+    local grads = {}
+    for _, dev in ipairs { 'cpu', 'cuda' } do
+      fc.manual_seed(77)
+      local xd = x:to(dev):detach():requires_grad_()
+      local y = F.dropout(xd, { p = 0.4 })
+      y:sum():backward()
+      grads[dev] = { y, xd.grad }
+    end
+    matches(grads.cuda[1], grads.cpu[1], 0, 'dropout')
+    matches(grads.cuda[2], grads.cpu[2], 0, 'dropout gradient')
+    fc.manual_seed(78)
+    local c2 = F.dropout2d(fc.ones(2, 6, 3, 3), { p = 0.5 })
+    fc.manual_seed(78)
+    matches(F.dropout2d(fc.ones(2, 6, 3, 3):cuda(), { p = 0.5 }), c2, 0, 'dropout2d')
+  end)
+
   it('names ops that have no CUDA kernel yet', function()
     local g = fc.randn(3, 3):cuda()
     has(err_of(function() return g:cumprod(1) end), 'has no CUDA kernel yet')
