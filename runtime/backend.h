@@ -249,6 +249,21 @@ typedef struct fc_backend {
   int (*random)(int device, const bk_random *r);
   int (*dropout_forward)(int device, const bk_dropout *d);
   int (*dropout_backward)(int device, const bk_dropout *d);
+  /* streams and events (cudaStream_t, cudaEvent_t as void *), pinned host memory */
+  void *(*stream_create)(int device);
+  int (*stream_destroy)(int device, void *stream);
+  int (*stream_synchronize)(int device, void *stream);
+  int (*stream_query)(int device, void *stream);       /* 1 done, 0 busy */
+  int (*set_stream)(int device, void *stream);         /* this thread's; NULL: the default */
+  int (*stream_wait_event)(int device, void *stream, void *event); /* stream NULL: current */
+  void *(*event_create)(int device, int timing);
+  int (*event_destroy)(int device, void *event);
+  int (*event_record)(int device, void *event, void *stream);     /* stream NULL: current */
+  int (*event_synchronize)(int device, void *event);
+  int (*event_query)(int device, void *event);
+  int (*event_elapsed_ms)(int device, void *start, void *end, float *ms);
+  void *(*host_alloc)(size_t nbytes);
+  void (*host_free)(void *ptr);                        /* waits for copies from it */
 } fc_backend;
 
 typedef struct bk_host {
@@ -287,6 +302,9 @@ void backend_free(fc_device dev, void *ptr);
 /* t on the CPU (a new reference): t itself, or a copy from the GPU. */
 fc_tensor *backend_host_copy(const fc_tensor *t);
 int backend_tf32(void);
+/* Frees page-locked host memory (alloc.c, for storages with pinned set). */
+void backend_host_free(void *ptr);
+fc_storage *storage_wrap_pinned(void *data, size_t nbytes); /* alloc.c */
 /* CUDA paths of the ops whose CPU kernels cannot serve as the template. */
 fc_tensor *cuda_cross_entropy(fc_tensor *logits, fc_tensor *target, fc_tensor *weight,
                               int64_t ignore_index, double label_smoothing, int reduction,

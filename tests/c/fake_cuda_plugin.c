@@ -783,6 +783,69 @@ static int dropout_backward(int device, const bk_dropout *d) {
   return 0;
 }
 
+/* ---- streams, events, pinned memory ----------------------------------------------------
+ * Work runs at once here, so streams and events only keep their bookkeeping:
+ * which stream each thread chose, and a fake clock for elapsed times. */
+
+typedef struct fake_event { int device, recorded; double at_ms; } fake_event;
+static _Thread_local void *chosen[DEVICES];
+static double fake_clock_ms;
+
+static void *stream_create(int device) { (void)device; return malloc(16); }
+static int stream_destroy(int device, void *s) {
+  if (chosen[device] == s) chosen[device] = NULL;
+  free(s);
+  return 0;
+}
+static int stream_synchronize(int device, void *s) { (void)device, (void)s; return 0; }
+static int stream_query(int device, void *s) { (void)device, (void)s; return 1; }
+static int set_stream(int device, void *s) {
+  if (device < 0 || device >= DEVICES) {
+    set_error("cuda_set_stream: device %d out of range", device);
+    return -1;
+  }
+  chosen[device] = s;
+  return 0;
+}
+static int stream_wait_event(int device, void *s, void *e) { (void)device, (void)s, (void)e; return 0; }
+static void *event_create(int device, int timing) {
+  (void)timing;
+  fake_event *e = calloc(1, sizeof *e);
+  if (e) e->device = device;
+  return e;
+}
+static int event_destroy(int device, void *e) { (void)device, free(e); return 0; }
+static int event_record(int device, void *e, void *s) {
+  (void)device, (void)s;
+  fake_event *ev = e;
+  ev->recorded = 1, ev->at_ms = fake_clock_ms += 1.5; /* each record 1.5 "ms" later */
+  return 0;
+}
+static int event_synchronize(int device, void *e) { (void)device, (void)e; return 0; }
+static int event_query(int device, void *e) { (void)device; return ((fake_event *)e)->recorded; }
+static int event_elapsed_ms(int device, void *a, void *b, float *ms) {
+  (void)device;
+  fake_event *s = a, *e = b;
+  if (!s->recorded || !e->recorded) {
+    set_error("cuda_event_elapsed: an event was never recorded");
+    return -1;
+  }
+  *ms = (float)(e->at_ms - s->at_ms);
+  return 0;
+}
+static int pinned_live; /* blocks out: the test checks each comes back */
+static void *host_alloc(size_t n) {
+  void *p = aligned_alloc(64, (n + 63) / 64 * 64);
+  if (p) __atomic_add_fetch(&pinned_live, 1, __ATOMIC_RELAXED);
+  return p;
+}
+static void host_free(void *p) {
+  __atomic_sub_fetch(&pinned_live, 1, __ATOMIC_RELAXED);
+  free(p);
+}
+/* For test_cuda_dispatch: pinned blocks not yet freed. */
+__attribute__((visibility("default"))) int fake_cuda_pinned_live(void) { return pinned_live; }
+
 __attribute__((visibility("default"))) int fastc_cuda_plugin_init(const bk_host *host, fc_backend *vt,
                                                                    char *why, size_t n) {
   if (getenv("FAKE_CUDA_FAIL")) { /* lets a test see a plugin that refuses to start */
@@ -795,6 +858,8 @@ __attribute__((visibility("default"))) int fastc_cuda_plugin_init(const bk_host 
                      fill, copy, elementwise, reduce, gemm, softmax, xent_forward, xent_backward,
                      sgd, adam, conv_forward, conv_backward_data, conv_backward_filter,
                      pool_forward, pool_backward, bn_forward, bn_backward, index_walk, random_draw,
-                     dropout_forward, dropout_backward};
+                     dropout_forward, dropout_backward, stream_create, stream_destroy, stream_synchronize,
+                     stream_query, set_stream, stream_wait_event, event_create, event_destroy, event_record,
+                     event_synchronize, event_query, event_elapsed_ms, host_alloc, host_free};
   return 0;
 }

@@ -6,6 +6,7 @@
  * ops without a CUDA kernel. The fake's device pointers are non-canonical:
  * a path that reads device memory on the host crashes this test. */
 #include "harness.h"
+#include <dlfcn.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -542,6 +543,59 @@ TEST(dropout_draws_the_cpu_mask) {
   fc_release(x), fc_release(xf), fc_release(gxf);
 }
 
+/* ---- streams, events, pinned memory ---------------------------------------------------- */
+
+static int pinned_live(void) { /* the fake plugin's count of page-locked blocks out */
+  void *h = dlopen(getenv("FASTC_CUDA_PLUGIN"), RTLD_NOW | RTLD_NOLOAD);
+  int (*f)(void) = h ? (int (*)(void))dlsym(h, "fake_cuda_pinned_live") : NULL;
+  int n = f ? f() : -1;
+  if (h) dlclose(h);
+  return n;
+}
+
+TEST(streams_and_events_keep_their_devices_apart) {
+  fc_cuda_stream *s = fc_cuda_stream_new(1);
+  CHECK(s && fc_cuda_stream_device(s) == 1 && fc_cuda_current_stream(1) == NULL);
+  CHECK_ERR(fc_cuda_set_stream(0, s), "the stream belongs to cuda:1, not cuda:0");
+  CHECK(fc_cuda_set_stream(1, s) == 0 && fc_cuda_current_stream(1) == s && fc_cuda_current_stream(0) == NULL);
+  fc_tensor *a = fc_ones(1, (int64_t[]){5}, FC_FLOAT32, GPU1), *b = fc_add(a, a); /* queued on s */
+  SAME(fc_full(1, (int64_t[]){5}, 2, FC_FLOAT32, CPU), b, 0);
+  fc_cuda_event *e0 = fc_cuda_event_new(1, 1), *e1 = fc_cuda_event_new(1, 1), *quiet = fc_cuda_event_new(1, 0);
+  CHECK(fc_cuda_event_record(e0, NULL) == 0 && fc_cuda_event_record(e1, s) == 0 && fc_cuda_event_record(quiet, s) == 0);
+  CHECK(fc_cuda_event_synchronize(e1) == 0 && fc_cuda_event_query(e1) == 1 && fc_cuda_stream_query(s) == 1);
+  CHECK_NEAR(fc_cuda_event_elapsed_ms(e0, e1), 1.5, 1e-6);
+  CHECK_ERR(fc_cuda_event_elapsed_ms(e0, quiet), "both events need enable_timing");
+  CHECK(fc_cuda_stream_wait_event(1, NULL, e1) == 0 && fc_cuda_stream_synchronize(s) == 0);
+  fc_cuda_event *other = fc_cuda_event_new(0, 1);
+  CHECK_ERR(fc_cuda_event_record(other, s), "the event belongs to cuda:0, the stream to cuda:1");
+  CHECK_ERR(fc_cuda_stream_wait_event(0, s, other), "belongs to cuda:1, not cuda:0");
+  CHECK(fc_cuda_stream_new(7) == NULL && strstr(fc_last_error(), "cuda:7 does not exist"));
+  fc_cuda_stream_free(s); /* was current: the default stream is back */
+  CHECK(fc_cuda_current_stream(1) == NULL);
+  fc_cuda_event_free(e0), fc_cuda_event_free(e1), fc_cuda_event_free(quiet), fc_cuda_event_free(other);
+  fc_release(a);
+}
+
+TEST(pinned_memory_holds_a_copy_and_is_given_back) {
+  int before = pinned_live();
+  CHECK(before >= 0);
+  fc_tensor *m = MK(FC_FLOAT64, S(2, 3), 1, 2, 3, 4, 5, 6), *t = fc_transpose(m, 0, 1);
+  fc_tensor *p = fc_pin_memory(t);
+  CHECK(p && fc_is_pinned(p) && !fc_is_pinned(m) && fc_is_contiguous(p) && pinned_live() == before + 1);
+  fc_tensor *again = fc_pin_memory(p); /* already pinned: the same tensor */
+  CHECK(again == p);
+  fc_tensor *g = to(p, GPU);
+  EXPECT(to(g, CPU), FC_FLOAT64, S(3, 2), 0, 1, 4, 2, 5, 3, 6);
+  fc_tensor *view = fc_narrow(p, 0, 1, 2); /* views keep the storage, and it stays pinned */
+  CHECK(fc_is_pinned(view));
+  fc_release(again), fc_release(p);
+  CHECK(pinned_live() == before + 1);
+  fc_release(view);
+  CHECK(pinned_live() == before);
+  CHECK_ERR(fc_pin_memory(g), "only CPU tensors can be pinned");
+  fc_release(m), fc_release(t), fc_release(g);
+}
+
 TEST(ops_without_a_kernel_and_mixed_devices_fail_clearly) {
   fc_tensor *c = MK(FC_FLOAT32, S(2, 2), 1, 2, 3, 4), *g = to(c, GPU), *g1 = to(c, GPU1);
   CHECK_ERR(fc_cumsum(g, 0), "cumsum: op cumsum has no CUDA kernel yet");
@@ -599,6 +653,8 @@ int main(int argc, char **argv) {
   RUN(embedding_matches_with_padding_and_gradients);
   RUN(random_draws_follow_the_cpu_stream);
   RUN(dropout_draws_the_cpu_mask);
+  RUN(streams_and_events_keep_their_devices_apart);
+  RUN(pinned_memory_holds_a_copy_and_is_given_back);
   RUN(ops_without_a_kernel_and_mixed_devices_fail_clearly);
   RUN(memory_goes_through_the_caching_allocator);
   return harness_report();

@@ -531,6 +531,44 @@ describe('on the GPU', function()
     matches(F.dropout2d(fc.ones(2, 6, 3, 3):cuda(), { p = 0.5 }), c2, 0, 'dropout2d')
   end)
 
+  it('queues work on user streams, times it with events, pins loader batches', function()
+    local s = fc.cuda.Stream()
+    assert.is_nil(fc.cuda.current_stream())
+    local a = fc.randn(64, 64)
+    local got, tag = fc.cuda.stream(s, function(x)
+      assert.equal(s, fc.cuda.current_stream())
+      return (x:cuda():matmul(x:cuda()) + 1):cpu(), 'done'
+    end, a)
+    assert.equal('done', tag)
+    assert.is_nil(fc.cuda.current_stream()) -- put back
+    matches(got:cuda(), a:matmul(a) + 1, 1e-4, 'on a stream')
+    has(err_of(fc.cuda.stream, s, function() error('inside') end), 'inside')
+    assert.is_nil(fc.cuda.current_stream()) -- put back after an error too
+    local e0, e1 = fc.cuda.Event { enable_timing = true }, fc.cuda.Event { enable_timing = true }
+    e0:record()
+    local b = fc.randn(256, 256, { device = 'cuda' })
+    for _ = 1, 5 do b = b:matmul(b):tanh() end
+    e1:record(s)
+    s:wait_event(e1)
+    s:synchronize()
+    e1:synchronize()
+    assert.is_true(e1:query() and s:query())
+    assert.truthy(e0:elapsed_time(e1) >= 0)
+    has(err_of(function() return e0:elapsed_time(fc.cuda.Event()) end), 'enable_timing')
+    local p = fc.arange(1, 13):reshape(3, 4):t():pin_memory()
+    assert.is_true(p:is_pinned())
+    assert.same(fc.arange(1, 13):reshape(3, 4):t():totable(), p:cuda():cpu():totable())
+    has(err_of(function() return p:cuda():pin_memory() end), 'only CPU tensors can be pinned')
+    local ds = fc.data.TensorDataset(fc.randn(10, 3), fc.arange(1, 11))
+    local dl = fc.data.DataLoader(ds, { bs = 4, pin_memory = true, num_workers = 0 })
+    local n = 0
+    for xb, yb in dl:iter() do
+      n = n + 1
+      assert.is_true(xb:is_pinned() and yb:is_pinned())
+    end
+    assert.equal(3, n)
+  end)
+
   it('names ops that have no CUDA kernel yet', function()
     local g = fc.randn(3, 3):cuda()
     has(err_of(function() return g:cumprod(1) end), 'has no CUDA kernel yet')
