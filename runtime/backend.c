@@ -236,6 +236,7 @@ static const char *const other_ops[] = {
   /* index walks (ops_index.c) and embedding */
   "index_select", "gather", "scatter", "scatter_add", "scatter_", "scatter_add_", "embedding",
   "dropout", /* Philox on the device (random.c's streams) */
+  "sort", "topk", /* CUB segmented radix sort */
 };
 
 int backend_op_code(const char *name) {

@@ -212,6 +212,17 @@ typedef struct bk_dropout {
   uint8_t *mask;
 } bk_dropout;
 
+/* Stable sort of `rows` contiguous rows of L values (float32, float64,
+ * int64, int32, uint8/bool), ops_sort.c's order: NaN largest, -0 as +0,
+ * descending by complemented keys (equal values keep their order). Writes
+ * the positions (0-based) of each row's first k sorted values to idx. */
+typedef struct bk_sort {
+  int dtype, descending;
+  int64_t rows, L, k;
+  const void *keys;
+  int64_t *idx;
+} bk_sort;
+
 enum { BK_H2D = 1, BK_D2H = 2, BK_D2D = 3 };
 
 /* What the plugin provides. Calls that can fail return 0 or -1 with the
@@ -264,6 +275,7 @@ typedef struct fc_backend {
   int (*event_elapsed_ms)(int device, void *start, void *end, float *ms);
   void *(*host_alloc)(size_t nbytes);
   void (*host_free)(void *ptr);                        /* waits for copies from it */
+  int (*sort_rows)(int device, const bk_sort *s);      /* sort, topk (CUB radix sort) */
 } fc_backend;
 
 typedef struct bk_host {

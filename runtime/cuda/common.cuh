@@ -160,3 +160,4 @@ int cuda_index_walk(int device, const bk_walk *w); /* ops_index.cu */
 int cuda_random(int device, const bk_random *r);   /* ops_random.cu */
 int cuda_dropout_forward(int device, const bk_dropout *d);
 int cuda_dropout_backward(int device, const bk_dropout *d);
+int cuda_sort_rows(int device, const bk_sort *s); /* ops_sort.cu */

@@ -320,5 +320,6 @@ fastc_cuda_plugin_init(const bk_host *host, fc_backend *vt, char *why, size_t n)
   vt->event_elapsed_ms = plugin_event_elapsed_ms;
   vt->host_alloc = plugin_host_alloc;
   vt->host_free = plugin_host_free;
+  vt->sort_rows = cuda_sort_rows;
   return 0;
 }

@@ -846,6 +846,37 @@ static void host_free(void *p) {
 /* For test_cuda_dispatch: pinned blocks not yet freed. */
 __attribute__((visibility("default"))) int fake_cuda_pinned_live(void) { return pinned_live; }
 
+/* ---- sort ---------------------------------------------------------------------------------
+ * Keys ordered as ops_sort.c orders values (NaN largest, -0 as +0), sorted
+ * with the position as the tie-break: a stable sort. */
+
+typedef struct sort_pair { double key; int nan; int64_t pos; } sort_pair;
+static int sort_desc;
+static int pair_cmp(const void *a, const void *b) {
+  const sort_pair *x = a, *y = b;
+  int c = x->nan != y->nan ? (x->nan ? 1 : -1) : x->key < y->key ? -1 : x->key > y->key ? 1 : 0;
+  if (sort_desc) c = -c;
+  return c ? c : (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+static int sort_rows(int device, const bk_sort *s) {
+  (void)device;
+  sort_pair *row = malloc(sizeof *row * (size_t)(s->L + 1));
+  if (!row) return -1;
+  sort_desc = s->descending;
+  for (int64_t r = 0; r < s->rows; r++) {
+    for (int64_t j = 0; j < s->L; j++) {
+      double v = is_int(s->dtype) ? (double)ld_int(H(s->keys) + (r * s->L + j) * size_of(s->dtype), s->dtype)
+                                  : ldi(s->keys, s->dtype, r * s->L + j);
+      row[j] = (sort_pair){v == 0 ? 0 : v, v != v, j};
+    }
+    qsort(row, (size_t)s->L, sizeof *row, pair_cmp);
+    for (int64_t j = 0; j < s->k; j++) ((int64_t *)H(s->idx))[r * s->k + j] = row[j].pos;
+  }
+  free(row);
+  return 0;
+}
+
 __attribute__((visibility("default"))) int fastc_cuda_plugin_init(const bk_host *host, fc_backend *vt,
                                                                    char *why, size_t n) {
   if (getenv("FAKE_CUDA_FAIL")) { /* lets a test see a plugin that refuses to start */
@@ -860,6 +891,6 @@ __attribute__((visibility("default"))) int fastc_cuda_plugin_init(const bk_host 
                      pool_forward, pool_backward, bn_forward, bn_backward, index_walk, random_draw,
                      dropout_forward, dropout_backward, stream_create, stream_destroy, stream_synchronize,
                      stream_query, set_stream, stream_wait_event, event_create, event_destroy, event_record,
-                     event_synchronize, event_query, event_elapsed_ms, host_alloc, host_free};
+                     event_synchronize, event_query, event_elapsed_ms, host_alloc, host_free, sort_rows};
   return 0;
 }

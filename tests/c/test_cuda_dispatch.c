@@ -596,6 +596,39 @@ TEST(pinned_memory_holds_a_copy_and_is_given_back) {
   fc_release(m), fc_release(t), fc_release(g);
 }
 
+/* ---- sort and topk ------------------------------------------------------------------------- */
+
+typedef struct sort_case { int dim; int64_t k; bool largest, topk; } sort_case;
+static fc_tensor *sort_loss(fc_tensor **in, int n, void *ctx) {
+  (void)n;
+  const sort_case *c = ctx;
+  fc_tensor *ix = NULL;
+  fc_tensor *v = c->topk ? fc_topk(in[0], c->k, c->dim, c->largest, 1, &ix) : fc_sort(in[0], c->dim, c->largest, 1, &ix);
+  fc_tensor *ixf = ix ? fc_to_dtype(ix, v->dtype) : NULL, *m = ixf ? fc_mul(v, ixf) : NULL; /* indices checked too */
+  fc_release(v), fc_release(ix), fc_release(ixf);
+  return weighted_sum(m);
+}
+
+TEST(sort_and_topk_match_with_ties_nan_and_gradients) {
+  fc_tensor *x = randn(3, (int64_t[]){3, 6, 4}, FC_FLOAT64);
+  sort_case cases[] = {{0, 3, false, false}, {1, 6, true, false}, {2, 4, false, false}, {1, 2, true, true},
+                       {2, 1, false, true}, {0, 0, true, true}};
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) SAME_GRADS(1, &x, sort_loss, &cases[k], 1e-12);
+  /* ties keep their order either way; NaN sorts largest; integers are exact */
+  fc_tensor *t = MK(FC_FLOAT32, S(8), 2, NAN, -0.0, 1, 2, 0, NAN, 1), *gt = to(t, GPU);
+  for (int desc = 0; desc < 2; desc++) {
+    fc_tensor *ci = NULL, *gi = NULL;
+    SAME(fc_sort(t, 0, desc, 0, &ci), fc_sort(gt, 0, desc, 0, &gi), 0);
+    SAME(ci, gi, 0);
+  }
+  fc_tensor *it = MK(FC_INT64, S(2, 5), 5, -3, 5, 9, 0, 1, 1, -7, 4, 4), *git = to(it, GPU);
+  fc_tensor *ci = NULL, *gi = NULL;
+  SAME(fc_topk(it, 3, 1, 1, 0, &ci), fc_topk(git, 3, 1, 1, 0, &gi), 0);
+  SAME(ci, gi, 0);
+  CHECK_ERR(fc_topk(git, 6, 1, 1, 0, NULL), "k = 6 out of range for a dim of size 5");
+  fc_release(x), fc_release(t), fc_release(gt), fc_release(it), fc_release(git);
+}
+
 TEST(ops_without_a_kernel_and_mixed_devices_fail_clearly) {
   fc_tensor *c = MK(FC_FLOAT32, S(2, 2), 1, 2, 3, 4), *g = to(c, GPU), *g1 = to(c, GPU1);
   CHECK_ERR(fc_cumsum(g, 0), "cumsum: op cumsum has no CUDA kernel yet");
@@ -655,6 +688,7 @@ int main(int argc, char **argv) {
   RUN(dropout_draws_the_cpu_mask);
   RUN(streams_and_events_keep_their_devices_apart);
   RUN(pinned_memory_holds_a_copy_and_is_given_back);
+  RUN(sort_and_topk_match_with_ties_nan_and_gradients);
   RUN(ops_without_a_kernel_and_mixed_devices_fail_clearly);
   RUN(memory_goes_through_the_caching_allocator);
   return harness_report();

@@ -569,6 +569,40 @@ describe('on the GPU', function()
     assert.equal(3, n)
   end)
 
+  it('sorts and takes topk like the CPU, ties, NaN and gradients included', function()
+    for _, dt in ipairs { 'float32', 'float64', 'float16', 'int64', 'int32', 'uint8' } do
+      local x = (fc.randn(5, 40, 7) * 4):round():to(dt) -- many ties
+      for _, dim in ipairs { 1, 2, 3 } do
+        for _, desc in ipairs { false, true } do
+          local cv, ci = x:sort(dim, { descending = desc })
+          local gv, gi = x:cuda():sort(dim, { descending = desc })
+          matches(gv, cv, 0, dt .. ' sort values')
+          matches(gi, ci, 0, dt .. ' sort indices')
+        end
+        local cv, ci = x:topk(3, { dim = dim })
+        local gv, gi = x:cuda():topk(3, { dim = dim })
+        matches(gv, cv, 0, dt .. ' topk values')
+        matches(gi, ci, 0, dt .. ' topk indices')
+      end
+    end
+    local nan = fc.tensor({ 3, 0 / 0, -1, 2, 0 / 0, -0.0, 0 })
+    local cv, ci = nan:sort()
+    local gv, gi = nan:cuda():sort()
+    matches(gv, cv, 0, 'nan sort')
+    matches(gi, ci, 0, 'nan sort indices')
+    local grads = {}
+    local x = fc.randn(4, 9, { dtype = 'float64' })
+    for _, dev in ipairs { 'cpu', 'cuda' } do
+      local xd = x:to(dev):detach():requires_grad_()
+      local v = xd:topk(4, { dim = 2 })
+      local s = xd:sort(1, { descending = true })
+      local l = (v:sin():sum() + (s * fc.arange(1, 5, { dtype = 'float64' }):to(dev):reshape(4, 1)):sum())
+      l:backward()
+      grads[dev] = { l, xd.grad }
+    end
+    for k = 1, 2 do matches(grads.cuda[k], grads.cpu[k], 1e-12, 'sort gradient ' .. k) end
+  end)
+
   it('names ops that have no CUDA kernel yet', function()
     local g = fc.randn(3, 3):cuda()
     has(err_of(function() return g:cumprod(1) end), 'has no CUDA kernel yet')
