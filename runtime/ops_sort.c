@@ -606,8 +606,10 @@ static fc_tensor *sort_rows_device(const char *op, fc_tensor *t, strips *s, int 
   } else if (idx) {
     bk_sort b = {.dtype = s->key->dtype, .descending = desc, .rows = s->outer, .L = s->L, .k = k,
                  .keys = elem_ptr(s->key), .idx = (int64_t *)elem_ptr(idx)};
+    int previous = grad_mode_push(false); /* s->t may be t itself: the node is recorded below */
     if (idx->numel == 0 || backend_get()->sort_rows(t->device.index, &b) == 0)
       values = fc_gather(s->t, s->ndim - 1, idx, 0);
+    grad_mode_pop(previous);
   }
   fc_tensor *b = values ? fc_scalar((double)base, FC_INT64, t->device) : NULL;
   ind = b ? unmove(fc_add(idx, b), odim) : NULL;
