@@ -130,11 +130,20 @@ static fc_tensor *record_conv(const char *op, backward_fn fn, fc_tensor *y, fc_t
   return y;
 }
 
+/* The output's gradient, contiguous, in the dtype the inputs were saved in:
+ * a half output has a half gradient, but the kernels read the float32 copies. */
+static fc_tensor *grad_in(fc_tensor *g, int compute) {
+  fc_tensor *gd = fc_to_dtype(g, compute);
+  fc_tensor *gc = gd ? fc_contiguous(gd) : NULL;
+  fc_release(gd);
+  return gc;
+}
+
 /* ---- conv2d --------------------------------------------------------------- */
 
 static int conv2d_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
   fc_tensor *x = n->saved[0], *w = n->saved[1];
-  fc_tensor *gc = fc_contiguous(g);
+  fc_tensor *gc = grad_in(g, x->dtype);
   if (!gc) return -1;
   conv_geom geom = geometry(x->shape, w->shape, gc->shape, n->iarg);
   bool want_b = wants_grad(n, 2), want_w = wants_grad(n, 1);
@@ -219,7 +228,7 @@ fc_tensor *fc_conv1d(fc_tensor *x, fc_tensor *weight, fc_tensor *bias, int strid
  * [N,Cout,Hout,Wout], the input of the equivalent convolution. */
 static int conv_transpose2d_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
   fc_tensor *x = n->saved[0], *w = n->saved[1];
-  fc_tensor *gc = fc_contiguous(g);
+  fc_tensor *gc = grad_in(g, x->dtype);
   if (!gc) return -1;
   conv_geom geom = geometry(gc->shape, w->shape, x->shape, n->iarg);
   fc_tensor *dx = wants_grad(n, 0) ? fc_empty(4, x->shape, x->dtype, x->device) : NULL;

@@ -405,6 +405,13 @@ int fc_radam_step(fc_tensor *param, fc_tensor *grad, fc_tensor *grad_avg, fc_ten
                   double lr, double mom, double sqr_mom, double eps, double wd, int decoupled,
                   double beta, int64_t step);
 
+/* ---- mixed precision (runtime/amp.c; autocast is lua/fastc/amp.lua) ----- */
+/* Dynamic loss scaling's unscale: t *= inv_scale in place (float32 or
+ * float64 gradients; float32 ones by the float32-rounded inverse, as PyTorch).
+ * Returns 1 when t held an inf or a NaN before the multiply, 0 when every
+ * element was finite, -1 on error. */
+int fc_amp_unscale_(fc_tensor *t, double inv_scale);
+
 /* ---- files ------------------------------------------------------------- */
 /* safetensors: an 8-byte little-endian header length, a JSON header naming
  * each tensor's dtype, shape and byte range plus a "__metadata__" map of

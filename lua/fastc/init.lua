@@ -8,12 +8,15 @@ local extensions = {
   'fastc.ext_reduce', 'fastc.ext_index', 'fastc.ext_linalg', 'fastc.ext_autograd',
   'fastc.ext_io', 'fastc.ext_idx', 'fastc.ext_loss', 'fastc.functional', 'fastc.ext_conv', 'fastc.ext_norm',
   'fastc.cuda',
-  'fastc.nn', 'fastc.optim', 'fastc.optimizer', 'fastc.metrics', 'fastc.losses', 'fastc.plot',
+  'fastc.nn',
+  'fastc.amp', -- autocast wraps F/Tensor ops here: after nn (F.linear), before losses capture F's functions
+  'fastc.optim', 'fastc.optimizer', 'fastc.metrics', 'fastc.losses', 'fastc.plot',
   -- the training layer (Learner, callbacks, schedules)
   'fastc.schedule', 'fastc.tensor_data', 'fastc.callback.core', 'fastc.registry',
   'fastc.learner', 'fastc.callback.recorder', 'fastc.callback.progress',
   'fastc.callback.schedule', 'fastc.callback.tracker', 'fastc.callback.training', 'fastc.callback.mixup',
   'fastc.callback.hook', 'fastc.testing',
+  'fastc.callback.fp16', -- MixedPrecision, learn:to_fp16/to_bf16/to_fp32
   'fastc.ext_data', -- data layer and vision data (lua/fastc/data, lua/fastc/vision)
   'fastc.ext_vision', -- vision models, vision_learner, unet_learner, interpretation
 }

@@ -523,7 +523,12 @@ return function(fc, Tensor, H)
     if opts.beta == nil then beta = 0.25 end
     local dl = opts.dl or self.dls[opts.ds_idx or 2]
     local aug_dl = dl
-    if opts.batch_tfms and dl.new then aug_dl = dl:new({ after_batch = opts.batch_tfms }) end
+    if opts.batch_tfms and dl.new then aug_dl = dl:new({ after_batch = opts.batch_tfms })
+    elseif getmetatable(dl) == fc.data.DataLoader then
+      -- fastai's set_split_idx(0): the training-time item and batch
+      -- transforms, in item order
+      aug_dl = dl:new({ split_idx = 1, shuffle = false, drop_last = false })
+    end
     local aug, preds, targs
     self:no_logging(function() return self:_as_fit(function()
       self:no_mbar(function()

@@ -32,7 +32,7 @@ local NAME = ...
 M.defaults = {
   data = '', arch = 'xresnet18', size = 128, presize = 1.25, epochs = 5, lr = 0, bs = 64, pretrained = '',
   valid_pct = 0, seed = 42, out = '', lr_find_iters = 100, min_scale = 0.75, workers = 0, quiet = false,
-  channels = 3, aug = 'full', tta = false,
+  channels = 3, aug = 'full', tta = false, label_smoothing = 0,
 }
 
 M.help = [[
@@ -48,7 +48,8 @@ usage: fastlua -m recipes.image_classify --data DIR [options]
   --valid_pct X      split a random fraction off instead of using train/ and valid/ (0)
   --channels N       1 for grey images (3)
   --aug KIND         full: fastai's aug_transforms; light: flips and zoom only;
-                     none: no batch augmentation (full)
+                     flip: flips only; none: no batch augmentation (full)
+  --label_smoothing X  LabelSmoothingCrossEntropy{eps = X} as the loss (0: cross-entropy)
   --tta              also report the accuracy of learn:tta() (flips, zoom)
   --seed N           seed for the split, shuffles and augmentation (42)
   --out DIR          where the export and PNGs go (DIR/image_classify)
@@ -61,15 +62,17 @@ local function say(o, ...) if not o.quiet then print(...) end end
 
 -- The batch transforms for --aug: full is fastai's aug_transforms; light
 -- keeps the flips and the zoom (warps, rotations and lighting changes cost
--- accuracy on small images in a few epochs); none only crops to size.
+-- accuracy on small images in a few epochs); flip only flips; none only
+-- crops to size.
 local AUG = {
   full = {},
   light = { max_rotate = 0, max_warp = 0, max_lighting = 0 },
+  flip = { max_rotate = 0, max_warp = 0, max_lighting = 0, max_zoom = 1 },
   none = { do_flip = false, max_rotate = 0, max_warp = 0, max_lighting = 0, max_zoom = 1 },
 }
 local function batch_tfms(o)
   local a = AUG[o.aug]
-  if not a then error(string.format("image_classify: --aug must be full, light or none, not '%s'", o.aug), 3) end
+  if not a then error(string.format("image_classify: --aug must be full, light, flip or none, not '%s'", o.aug), 3) end
   local t = { size = o.size, min_scale = o.min_scale }
   for k, v in pairs(a) do t[k] = v end
   return fc.vision.aug_transforms(t)
@@ -105,8 +108,9 @@ function M.run(o)
   say(o, string.format('image_classify: %d training and %d validation images, %d classes (%s)',
     dls.train.dataset:len(), dls.valid.dataset:len(), dls.c, table.concat(dls.vocab, ', ')))
   local pretrained = o.pretrained ~= '' and o.pretrained or false
+  local loss_func = o.label_smoothing > 0 and fc.losses.LabelSmoothingCrossEntropy { eps = o.label_smoothing } or nil
   local learn = vision.vision_learner(dls, o.arch, { pretrained = pretrained, n_in = o.channels,
-    metrics = { fc.accuracy, fc.error_rate }, path = out })
+    metrics = { fc.accuracy, fc.error_rate }, path = out, loss_func = loss_func })
   local lr = o.lr
   if lr == 0 then
     local sug = learn:lr_find { num_it = o.lr_find_iters, show_plot = false }

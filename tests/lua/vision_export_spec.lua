@@ -97,5 +97,27 @@ describe('exported vision learners', function()
     assert.are.same({ { 0.5 }, { 0.25 }, { axes = { 1, 3, 4 } } }, s.args)
   end)
 
+  it('tta without batch_tfms uses the training-time transforms (as fastai)', function()
+    fc.manual_seed(2)
+    local dls = fc.DataBlock {
+      blocks = { vision.ImageBlock(), fc.CategoryBlock() },
+      get_items = fc.get_image_files, splitter = fc.GrandparentSplitter(), get_y = fc.parent_label,
+      -- squish: the same box in training and validation, so only the flip differs
+      item_tfms = { vision.Resize(32, { method = 'squish' }) }, batch_tfms = { vision.Flip { p = 1 } },
+    }:dataloaders(dir, { bs = 4, seed = 3 })
+    local learn = vision.vision_learner(dls, 'xresnet18', { path = out })
+    local aug, plain = learn:tta { n = 1, beta = false }
+    -- every training-time batch is mirrored (p = 1): the model on the
+    -- mirrored validation images, computed by hand
+    local xs = {}
+    for xb in dls.valid:iter() do xs[#xs + 1] = xb end
+    local x = fc.cat(xs, 1)
+    local want = fc.no_grad(function() return fc.softmax(learn.model:eval()(x:flip(4)), 2) end)
+    local want_plain = fc.no_grad(function() return fc.softmax(learn.model:eval()(x), 2) end)
+    assert.is_true(maxdiff(aug, want) < 1e-5)
+    assert.is_true(maxdiff(plain, want_plain) < 1e-5)
+    assert.is_true(maxdiff(aug, plain) > 1e-4)
+  end)
+
   teardown(function() os.execute("rm -rf '" .. dir .. "' '" .. out .. "'") end)
 end)

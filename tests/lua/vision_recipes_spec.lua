@@ -51,6 +51,8 @@ describe('recipes.image_classify', function()
     local recipe = require 'recipes.image_classify'
     assert.has_error(function() recipe.run { data = dir, bogus = 1 } end, 'image_classify: unknown option "bogus"')
     assert.has_error(function() recipe.run {} end, 'image_classify: --data DIR is required')
+    assert.has_error(function() recipe.run { data = dir, aug = 'wild', quiet = true } end,
+      "image_classify: --aug must be full, light, flip or none, not 'wild'")
     local out, code = run(string.format("'%s' -m recipes.image_classify --data '%s' --sise 3", FASTLUA, dir))
     assert.are_not.equal(0, code)
     assert.truthy(out:find('unknown option --sise', 1, true), out)
