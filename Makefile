@@ -112,9 +112,17 @@ $(CUDA_LIB): $(CUDA_OBJS)
 	@$(NVCC) -shared $(CUDA_ARCH) -o $@ $(CUDA_OBJS) -Xlinker --exclude-libs,ALL \
 	  -L$(CUDA_HOME)/lib64 -Xlinker -rpath,$(CUDA_HOME)/lib64 -lcublas -lcudnn -lpthread
 
-# Every op on the GPU against the CPU; fails (rather than skips) without a GPU.
+# Every op on the GPU against the CPU. Without a usable GPU the device cases
+# print "skipped" with the reason; FASTC_REQUIRE_GPU=1 makes that a failure.
 test-gpu: all $(CUDA_LIB)
-	@FASTC_REQUIRE_GPU=1 $(BUILD)/fastlua tools/busted.lua -o tools/busted_summary.lua tests/lua/cuda_spec.lua
+	@FASTC_REQUIRE_GPU=$${FASTC_REQUIRE_GPU:-0} FASTC_IN_TEST_GPU=1 $(BUILD)/fastlua tools/busted.lua \
+	  -o tools/busted_summary.lua tests/lua/cuda_spec.lua
+
+# fastc on the GPU against cuBLAS and PyTorch eager (bench/gpu.sh); exits 2
+# with the reason where there is no GPU or no PyTorch with CUDA.
+.PHONY: bench-gpu
+bench-gpu: all $(CUDA_LIB)
+	@sh bench/gpu.sh
 
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \

@@ -49,4 +49,21 @@ function M.resnet()
   return nn.Sequential(layers)
 end
 
+-- ResNet-18's shape (torchvision's resnet18 layers: 7x7 stem, max pool,
+-- four stages of two basic blocks, 64 to 512 channels), for bench/gpu.
+function M.resnet18(cin, classes)
+  local layers = { nn.Conv2d(cin or 3, 64, 7, { stride = 2, padding = 3, bias = false }), nn.BatchNorm2d(64), nn.ReLU(),
+    nn.MaxPool2d(3, { stride = 2, padding = 1 }) }
+  local c = 64
+  for _, s in ipairs { { 64, 1 }, { 128, 2 }, { 256, 2 }, { 512, 2 } } do
+    layers[#layers + 1] = Block(c, s[1], s[2])
+    layers[#layers + 1] = Block(s[1], s[1], 1)
+    c = s[1]
+  end
+  layers[#layers + 1] = nn.AdaptiveAvgPool2d(1)
+  layers[#layers + 1] = nn.Flatten()
+  layers[#layers + 1] = nn.Linear(512, classes or 1000)
+  return nn.Sequential(layers)
+end
+
 return M

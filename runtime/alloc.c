@@ -178,11 +178,27 @@ fc_storage *storage_new(size_t nbytes, fc_device dev) {
   return s;
 }
 
+/* A CPU storage over page-locked memory from the CUDA plugin (fc_pin_memory);
+ * storage_release gives it back through backend_host_free. */
+fc_storage *storage_wrap_pinned(void *data, size_t nbytes) {
+  fc_storage *s = malloc(sizeof *s);
+  if (!s) FAIL("pin_memory: out of memory for a storage header");
+  __atomic_add_fetch(&live_bytes[FC_CPU], (int64_t)nbytes, __ATOMIC_RELAXED);
+  *s = (fc_storage){.data = data, .nbytes = nbytes, .refcount = 1, .device = {FC_CPU, 0}, .pinned = 1};
+  return s;
+}
+
 void storage_release(fc_storage *s) {
   if (!s || __atomic_sub_fetch(&s->refcount, 1, __ATOMIC_ACQ_REL) > 0) return;
   if (s->device.type != FC_CPU) {
     __atomic_sub_fetch(&live_bytes[FC_CUDA], (int64_t)s->nbytes, __ATOMIC_RELAXED);
     backend_free(s->device, s->data);
+    free(s);
+    return;
+  }
+  if (s->pinned) { /* fc_pin_memory: the plugin's page-locked memory */
+    __atomic_sub_fetch(&live_bytes[FC_CPU], (int64_t)s->nbytes, __ATOMIC_RELAXED);
+    backend_host_free(s->data);
     free(s);
     return;
   }

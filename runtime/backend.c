@@ -230,6 +230,13 @@ static const char *const other_ops[] = {
   "matmul", "addmm", "dot", "outer", "softmax", "log_softmax", "cross_entropy",
   "sgd_step", "adam_step", "uniform_", "normal_", "bernoulli_", "rand", "randn", "randint",
   "get", "set", "to_doubles", /* elements cross to the host */
+  /* cuDNN convolutions and batch norm, pooling kernels (backend_nn.c) */
+  "conv2d", "conv1d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
+  "adaptive_max_pool2d", "batch_norm", "batch_norm_relu",
+  /* index walks (ops_index.c) and embedding */
+  "index_select", "gather", "scatter", "scatter_add", "scatter_", "scatter_add_", "embedding",
+  "dropout", /* Philox on the device (random.c's streams) */
+  "sort", "topk", /* CUB segmented radix sort */
 };
 
 int backend_op_code(const char *name) {

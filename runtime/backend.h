@@ -15,7 +15,7 @@
 extern "C" {
 #endif
 
-enum { BK_ABI_VERSION = 1, BK_MAX_OPS = 4 };
+enum { BK_ABI_VERSION = 2, BK_MAX_OPS = 4 };
 
 /* An elementwise walk: operand 0 is the output, the rest broadcast to it
  * (stride 0). Dims are coalesced; strides are in bytes. */
@@ -119,6 +119,110 @@ typedef struct bk_adam {
   double lr, beta1, beta2, eps, weight_decay, step_size, sqrt_bc2;
 } bk_adam;
 
+/* ---- convolution, pooling, batch norm (ABI 2) ---------------------------- */
+
+/* A 2-D convolution over contiguous NCHW tensors of one dtype (float32 or
+ * float64): x [N,C,H,W], w [K,C/groups,kh,kw], y [N,K,Ho,Wo], b [K].
+ * forward: y = conv(x, w) (+ b when set); backward_data: gx from gy and w;
+ * backward_filter: gw from x and gy, and gb = gy summed over N, Ho, Wo
+ * when gb is set. Every output is overwritten, never accumulated into. */
+typedef struct bk_conv {
+  int dtype, allow_tf32;
+  int64_t N, C, H, W, K, kh, kw, Ho, Wo;
+  int sh, sw, ph, pw, dh, dw, groups;
+  const void *x, *w, *b, *gy;
+  void *y, *gx, *gw, *gb;
+} bk_conv;
+
+/* Pooling over P contiguous planes of H x W into Ho x Wo, PyTorch's
+ * windows (ops_pool.c describes them; the kinds are in its order). Max
+ * kinds write the flat index h*W + w (+ base) of each window's maximum to
+ * ix when set; their backward adds gy at gix's indices (base taken off).
+ * Forward: x -> y; backward: gy -> gx (every element written). */
+enum { BK_MAX_POOL, BK_AVG_POOL, BK_ADAPTIVE_MAX_POOL, BK_ADAPTIVE_AVG_POOL };
+typedef struct bk_pool {
+  int kind, dtype, count_include_pad;
+  int64_t P, H, W, Ho, Wo, base;
+  int kh, kw, sh, sw, ph, pw, dh, dw;
+  const void *x;
+  void *y;
+  int64_t *ix;
+  const void *gy;
+  const int64_t *gix;
+  void *gx;
+} bk_pool;
+
+/* Batch norm over a contiguous [N, C, S] (float32 or float64; the
+ * per-channel vectors in the same dtype, weight and bias never NULL).
+ * Training forward: batch statistics into save_mean and save_invstd
+ * (1/sqrt(var + eps)), y, and when running_mean is set the running
+ * statistics updated by momentum with the unbiased variance. Evaluation
+ * forward: y from running_mean and running_var. Backward (training
+ * statistics only): gx, gweight and gbias from gy, x, weight and the saved
+ * statistics. */
+typedef struct bk_bn {
+  int dtype, training;
+  int64_t N, C, S;
+  double eps, momentum;
+  const void *x, *weight, *bias, *gy;
+  void *y, *running_mean, *running_var, *save_mean, *save_invstd;
+  void *gx, *gweight, *gbias;
+} bk_bn;
+
+/* An index walk (ops_index.c): over `shape`, position p reads the index v
+ * at idx[p . is]; self's element is at p . ts + (v - base) td, other's at
+ * p . os (strides in elements). GATHER: other = self; SCATTER: self =
+ * other; SCATTER_ADD: self += other (integers wrap, bool ors). With other
+ * NULL the scalar (in dtype's bits) stands for every element of other.
+ * Indices are checked by the core before. */
+enum { BK_GATHER, BK_SCATTER, BK_SCATTER_ADD };
+typedef struct bk_walk {
+  int kind, dtype, nd;
+  int64_t shape[FC_MAX_DIMS], is[FC_MAX_DIMS], ts[FC_MAX_DIMS], os[FC_MAX_DIMS];
+  int64_t td, base;
+  const int64_t *idx;
+  char *self, *other;
+  uint64_t scalar;
+} bk_walk;
+
+/* Philox 4x32-10 draws with random.c's streams: element i of a contiguous
+ * n-element out takes counter first + i / 2 under key seed, exactly as
+ * random.c's draw_one (kinds in its order): uniform a + (b - a) u, normal
+ * a + b z (Box-Muller), integers in [a, b), bernoulli u < a. */
+enum { BK_UNIFORM, BK_NORMAL, BK_RANDINT, BK_BERNOULLI };
+typedef struct bk_random {
+  int kind, dtype;
+  int64_t n;
+  uint64_t seed, first;
+  double a, b;
+  void *out;
+} bk_random;
+
+/* Inverted dropout on n contiguous elements (float32/float64), with
+ * ops_dropout.c's mask: element i is kept when word i % 4 of counter
+ * first + i / 4 is below threshold, bit i % 8 of mask byte i / 8.
+ * Forward: y = x * (kept ? scale : 0) and the mask; backward: gx from g. */
+typedef struct bk_dropout {
+  int dtype;
+  int64_t n;
+  uint64_t seed, first, threshold;
+  double scale;
+  const void *x, *g;
+  void *y, *gx;
+  uint8_t *mask;
+} bk_dropout;
+
+/* Stable sort of `rows` contiguous rows of L values (float32, float64,
+ * int64, int32, uint8/bool), ops_sort.c's order: NaN largest, -0 as +0,
+ * descending by complemented keys (equal values keep their order). Writes
+ * the positions (0-based) of each row's first k sorted values to idx. */
+typedef struct bk_sort {
+  int dtype, descending;
+  int64_t rows, L, k;
+  const void *keys;
+  int64_t *idx;
+} bk_sort;
+
 enum { BK_H2D = 1, BK_D2H = 2, BK_D2D = 3 };
 
 /* What the plugin provides. Calls that can fail return 0 or -1 with the
@@ -144,6 +248,34 @@ typedef struct fc_backend {
   int (*xent_backward)(int device, const bk_xent *x);
   int (*sgd_step)(int device, const bk_sgd *s);
   int (*adam_step)(int device, const bk_adam *a);
+  /* ABI 2: cuDNN convolutions and batch norm, pooling kernels */
+  int (*conv_forward)(int device, const bk_conv *c);
+  int (*conv_backward_data)(int device, const bk_conv *c);
+  int (*conv_backward_filter)(int device, const bk_conv *c);
+  int (*pool_forward)(int device, const bk_pool *p);
+  int (*pool_backward)(int device, const bk_pool *p);
+  int (*bn_forward)(int device, const bk_bn *b);
+  int (*bn_backward)(int device, const bk_bn *b);
+  int (*index_walk)(int device, const bk_walk *w); /* gather, scatter, scatter_add, index_select */
+  int (*random)(int device, const bk_random *r);
+  int (*dropout_forward)(int device, const bk_dropout *d);
+  int (*dropout_backward)(int device, const bk_dropout *d);
+  /* streams and events (cudaStream_t, cudaEvent_t as void *), pinned host memory */
+  void *(*stream_create)(int device);
+  int (*stream_destroy)(int device, void *stream);
+  int (*stream_synchronize)(int device, void *stream);
+  int (*stream_query)(int device, void *stream);       /* 1 done, 0 busy */
+  int (*set_stream)(int device, void *stream);         /* this thread's; NULL: the default */
+  int (*stream_wait_event)(int device, void *stream, void *event); /* stream NULL: current */
+  void *(*event_create)(int device, int timing);
+  int (*event_destroy)(int device, void *event);
+  int (*event_record)(int device, void *event, void *stream);     /* stream NULL: current */
+  int (*event_synchronize)(int device, void *event);
+  int (*event_query)(int device, void *event);
+  int (*event_elapsed_ms)(int device, void *start, void *end, float *ms);
+  void *(*host_alloc)(size_t nbytes);
+  void (*host_free)(void *ptr);                        /* waits for copies from it */
+  int (*sort_rows)(int device, const bk_sort *s);      /* sort, topk (CUB radix sort) */
 } fc_backend;
 
 typedef struct bk_host {
@@ -182,9 +314,19 @@ void backend_free(fc_device dev, void *ptr);
 /* t on the CPU (a new reference): t itself, or a copy from the GPU. */
 fc_tensor *backend_host_copy(const fc_tensor *t);
 int backend_tf32(void);
+/* Frees page-locked host memory (alloc.c, for storages with pinned set). */
+void backend_host_free(void *ptr);
+fc_storage *storage_wrap_pinned(void *data, size_t nbytes); /* alloc.c */
 /* CUDA paths of the ops whose CPU kernels cannot serve as the template. */
 fc_tensor *cuda_cross_entropy(fc_tensor *logits, fc_tensor *target, fc_tensor *weight,
                               int64_t ignore_index, double label_smoothing, int reduction,
                               int64_t base);
+/* backend_nn.c: the CUDA paths of conv.c, ops_pool.c and ops_norm.c. */
+enum { BK_CONV_FORWARD, BK_CONV_BACKWARD_DATA, BK_CONV_BACKWARD_FILTER };
+int backend_conv(int which, const conv_geom *g, int dtype, fc_device dev, const void *a,
+                 const void *b, const void *bias, void *out, void *gbias);
+int backend_pool(const bk_pool *p, fc_device dev, bool backward);
+fc_tensor *cuda_batch_norm(const char *op, fc_tensor *x, fc_tensor *rm, fc_tensor *rv, fc_tensor *w,
+                           fc_tensor *b, int training, double momentum, double eps, bool relu);
 #endif
 #endif

@@ -12,7 +12,7 @@
  * and its gradients are a forward convolution (dx = conv(gy, w)) and a
  * convolution weight gradient (dw with the roles of input and output
  * gradient swapped). So the three kernels serve both ops. */
-#include "internal.h"
+#include "backend.h"
 #include <stdlib.h>
 
 /* ---- dispatch ------------------------------------------------------------- */
@@ -26,7 +26,10 @@ static bool dnnl_took(int rc) {
   return rc <= 0;
 }
 
-static int kernel_forward(const conv_geom *g, int dtype, const void *x, const void *w, const void *b, void *y) {
+/* Tensors on a cuda device go to the plugin's cuDNN kernels (backend_nn.c). */
+static int kernel_forward(const conv_geom *g, int dtype, fc_device dev, const void *x, const void *w, const void *b,
+                          void *y) {
+  if (dev.type == FC_CUDA) return backend_conv(BK_CONV_FORWARD, g, dtype, dev, x, w, b, y, NULL);
   if (dtype == FC_FLOAT32) {
     int rc = dnnl_conv_forward(g, x, w, b, y);
     if (dnnl_took(rc)) return rc;
@@ -35,7 +38,9 @@ static int kernel_forward(const conv_geom *g, int dtype, const void *x, const vo
   return im2col_conv_forward(g, dtype == FC_FLOAT64, x, w, b, y);
 }
 
-static int kernel_backward_data(const conv_geom *g, int dtype, const void *w, const void *gy, void *gx) {
+static int kernel_backward_data(const conv_geom *g, int dtype, fc_device dev, const void *w, const void *gy,
+                                void *gx) {
+  if (dev.type == FC_CUDA) return backend_conv(BK_CONV_BACKWARD_DATA, g, dtype, dev, w, gy, NULL, gx, NULL);
   if (dtype == FC_FLOAT32) {
     int rc = dnnl_conv_backward_data(g, w, gy, gx);
     if (dnnl_took(rc)) return rc;
@@ -44,8 +49,9 @@ static int kernel_backward_data(const conv_geom *g, int dtype, const void *w, co
   return im2col_conv_backward_data(g, dtype == FC_FLOAT64, w, gy, gx);
 }
 
-static int kernel_backward_weights(const conv_geom *g, int dtype, const void *x, const void *gy, void *gw,
-                                   void *gb) {
+static int kernel_backward_weights(const conv_geom *g, int dtype, fc_device dev, const void *x, const void *gy,
+                                   void *gw, void *gb) {
+  if (dev.type == FC_CUDA) return backend_conv(BK_CONV_BACKWARD_FILTER, g, dtype, dev, x, gy, NULL, gw, gb);
   if (dtype == FC_FLOAT32) {
     int rc = dnnl_conv_backward_weights(g, x, gy, gw, gb);
     if (dnnl_took(rc)) return rc;
@@ -145,9 +151,9 @@ static int conv2d_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
   fc_tensor *dw = want_w ? fc_empty(4, w->shape, w->dtype, w->device) : NULL;
   fc_tensor *db = want_b && want_w ? fc_empty(1, &w->shape[0], w->dtype, w->device) : NULL;
   int rc = (wants_grad(n, 0) && !dx) || (want_w && !dw) || (want_b && want_w && !db) ? -1 : 0;
-  if (rc == 0 && dx) rc = kernel_backward_data(&geom, x->dtype, fc_data_ptr(w), fc_data_ptr(gc), fc_data_ptr(dx));
+  if (rc == 0 && dx) rc = kernel_backward_data(&geom, x->dtype, x->device, fc_data_ptr(w), fc_data_ptr(gc), fc_data_ptr(dx));
   if (rc == 0 && dw)
-    rc = kernel_backward_weights(&geom, x->dtype, fc_data_ptr(x), fc_data_ptr(gc), fc_data_ptr(dw),
+    rc = kernel_backward_weights(&geom, x->dtype, x->device, fc_data_ptr(x), fc_data_ptr(gc), fc_data_ptr(dw),
                                  db ? fc_data_ptr(db) : NULL);
   if (rc == 0 && want_b && !want_w) { /* bias alone: sum over N, H, W */
     db = fc_sum(gc, 3, (int[]){0, 2, 3}, 0);
@@ -190,7 +196,7 @@ fc_tensor *fc_conv2d(fc_tensor *x, fc_tensor *weight, fc_tensor *bias, const int
   fc_tensor *xc, *wc, *bc;
   fc_tensor *y = compute_inputs(x, weight, bias, compute, &xc, &wc, &bc) == 0
                      ? fc_empty(4, yshape, compute, x->device) : NULL;
-  if (y && kernel_forward(&g, compute, fc_data_ptr(xc), fc_data_ptr(wc), bc ? fc_data_ptr(bc) : NULL,
+  if (y && kernel_forward(&g, compute, x->device, fc_data_ptr(xc), fc_data_ptr(wc), bc ? fc_data_ptr(bc) : NULL,
                           fc_data_ptr(y)) < 0) {
     fc_release(y);
     y = NULL;
@@ -228,9 +234,9 @@ static int conv_transpose2d_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
   fc_tensor *dx = wants_grad(n, 0) ? fc_empty(4, x->shape, x->dtype, x->device) : NULL;
   fc_tensor *dw = wants_grad(n, 1) ? fc_empty(4, w->shape, w->dtype, w->device) : NULL;
   int rc = (wants_grad(n, 0) && !dx) || (wants_grad(n, 1) && !dw) ? -1 : 0;
-  if (rc == 0 && dx) rc = kernel_forward(&geom, x->dtype, fc_data_ptr(gc), fc_data_ptr(w), NULL, fc_data_ptr(dx));
+  if (rc == 0 && dx) rc = kernel_forward(&geom, x->dtype, x->device, fc_data_ptr(gc), fc_data_ptr(w), NULL, fc_data_ptr(dx));
   if (rc == 0 && dw)
-    rc = kernel_backward_weights(&geom, x->dtype, fc_data_ptr(gc), fc_data_ptr(x), fc_data_ptr(dw), NULL);
+    rc = kernel_backward_weights(&geom, x->dtype, x->device, fc_data_ptr(gc), fc_data_ptr(x), fc_data_ptr(dw), NULL);
   fc_tensor *db = NULL;
   if (rc == 0 && wants_grad(n, 2) && !(db = fc_sum(gc, 3, (int[]){0, 2, 3}, 0))) rc = -1;
   fc_release(gc);
@@ -285,7 +291,7 @@ fc_tensor *fc_conv_transpose2d(fc_tensor *x, fc_tensor *weight, fc_tensor *bias,
   fc_tensor *xc, *wc, *bc;
   fc_tensor *y = compute_inputs(x, weight, bias, compute, &xc, &wc, &bc) == 0
                      ? fc_empty(4, yshape, compute, x->device) : NULL;
-  if (y && kernel_backward_data(&g, compute, fc_data_ptr(wc), fc_data_ptr(xc), fc_data_ptr(y)) < 0) {
+  if (y && kernel_backward_data(&g, compute, x->device, fc_data_ptr(wc), fc_data_ptr(xc), fc_data_ptr(y)) < 0) {
     fc_release(y);
     y = NULL;
   }

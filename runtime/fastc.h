@@ -47,6 +47,7 @@ typedef struct fc_storage {
   int64_t refcount;
   int64_t version;
   fc_device device;
+  int32_t pinned; /* CPU memory page-locked by the CUDA plugin (fc_pin_memory) */
 } fc_storage;
 
 /* A strided view of a storage. Shape and strides are in elements. */
@@ -565,6 +566,35 @@ int fc_cuda_empty_cache(int device); /* returns cached blocks to the driver; -1:
  * convolution default; turn off for float32-exact products. */
 void fc_cuda_set_allow_tf32(int allow);
 int fc_cuda_allow_tf32(void);
+
+/* ---- CUDA streams, events and pinned host memory -------------------------
+ * Work is queued on the calling thread's current stream of each device: the
+ * device's default stream unless fc_cuda_set_stream chose another. Memory
+ * freed on one stream is reused only by work on that stream; a tensor made
+ * on one stream and used on another must be synchronised (an event, or
+ * the stream) before it is released. */
+typedef struct fc_cuda_stream fc_cuda_stream;
+typedef struct fc_cuda_event fc_cuda_event;
+fc_cuda_stream *fc_cuda_stream_new(int device);
+void fc_cuda_stream_free(fc_cuda_stream *s);         /* waits for its work first */
+int fc_cuda_stream_device(const fc_cuda_stream *s);
+int fc_cuda_stream_synchronize(fc_cuda_stream *s);
+int fc_cuda_stream_query(fc_cuda_stream *s);         /* 1 done, 0 busy, -1 error */
+/* The thread's stream for s's device (s NULL: the default of `device`). */
+int fc_cuda_set_stream(int device, fc_cuda_stream *s);
+fc_cuda_stream *fc_cuda_current_stream(int device);  /* NULL: the default stream */
+/* s (NULL: device's current stream) waits for e before its later work. */
+int fc_cuda_stream_wait_event(int device, fc_cuda_stream *s, fc_cuda_event *e);
+fc_cuda_event *fc_cuda_event_new(int device, int enable_timing);
+void fc_cuda_event_free(fc_cuda_event *e);
+int fc_cuda_event_record(fc_cuda_event *e, fc_cuda_stream *s); /* s NULL: current */
+int fc_cuda_event_synchronize(fc_cuda_event *e);
+int fc_cuda_event_query(fc_cuda_event *e);           /* 1 done, 0 pending, -1 error */
+double fc_cuda_event_elapsed_ms(fc_cuda_event *start, fc_cuda_event *end); /* < 0: error */
+/* A CPU copy of t in page-locked memory: copies from it to a GPU are queued
+ * without waiting (the host must not change it until they are done). */
+fc_tensor *fc_pin_memory(fc_tensor *t);
+int fc_is_pinned(const fc_tensor *t);
 
 #ifndef FC_CDEF
 #ifdef __cplusplus

@@ -7,7 +7,7 @@
  * ones multiplied by 0 (so NaN stays NaN, as in PyTorch). Backward needs
  * only the mask, kept as one bit per element: n / 8 bytes instead of a
  * float copy of the input. */
-#include "internal.h"
+#include "backend.h"
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("no-trapping-math")
@@ -83,7 +83,11 @@ static int dropout_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
   fc_tensor *gd = dense_in(g, dtype);
   fc_tensor *gx = gd ? fc_empty(gd->ndim, gd->shape, dtype, gd->device) : NULL;
   const uint8_t *mask = (const uint8_t *)elem_ptr(n->saved[0]);
-  if (gx && dtype == FC_FLOAT64)
+  if (gx && gx->device.type == FC_CUDA) { /* the same mask bits, read on the device */
+    bk_dropout k = {.dtype = dtype, .n = gx->numel, .scale = n->arg[0], .g = elem_ptr(gd), .gx = elem_ptr(gx),
+                    .mask = (uint8_t *)mask};
+    if (gx->numel && backend_get()->dropout_backward(gx->device.index, &k) < 0) fc_release(gx), gx = NULL;
+  } else if (gx && dtype == FC_FLOAT64)
     dropout_backward_f64((double *)elem_ptr(gx), (const double *)elem_ptr(gd), mask, gx->numel, n->arg[0]);
   else if (gx)
     dropout_backward_f32((float *)elem_ptr(gx), (const float *)elem_ptr(gd), mask, gx->numel, n->arg[0]);
@@ -117,7 +121,14 @@ fc_tensor *fc_dropout(fc_tensor *x, double p, int training) {
   dropout_draw d = {.threshold = (uint64_t)((1 - p) * 4294967296.0), .scale = 1 / (1 - p)};
   d.first = philox_take((uint64_t)(n + 3) / 4, &d.seed);
   uint8_t *m = (uint8_t *)elem_ptr(mask);
-  if (dtype == FC_FLOAT64)
+  if (x->device.type == FC_CUDA) {
+    bk_dropout k = {.dtype = dtype, .n = n, .seed = d.seed, .first = d.first, .threshold = d.threshold,
+                    .scale = d.scale, .x = elem_ptr(xd), .y = elem_ptr(out), .mask = m};
+    if (backend_get()->dropout_forward(x->device.index, &k) < 0) {
+      fc_release(xd), fc_release(out), fc_release(mask);
+      return NULL;
+    }
+  } else if (dtype == FC_FLOAT64)
     dropout_forward_f64((double *)elem_ptr(out), (const double *)elem_ptr(xd), m, n, &d);
   else
     dropout_forward_f32((float *)elem_ptr(out), (const float *)elem_ptr(xd), m, n, &d);

@@ -64,6 +64,63 @@ static int scatter_rows(char *gw, const char *g, int dtype, const int64_t *v, in
   return 0;
 }
 
+/* ---- on a cuda device ------------------------------------------------------------
+ * The lookup is index_select along the rows (a gather kernel) and its
+ * backward index_select's (a scatter_add with atomics); a padding row is
+ * kept out of the gradient by an identity node on the weight that zeroes
+ * that row of whatever gradient comes back. */
+
+/* The index bounds by two device reductions; a failure is named from a host copy. */
+static int check_rows_device(const char *op, fc_tensor *iv, int64_t V, int64_t base) {
+  if (iv->numel == 0) return 0;
+  int previous = grad_mode_push(false);
+  fc_tensor *lo = fc_amin(iv, 0, NULL, 0), *hi = lo ? fc_amax(iv, 0, NULL, 0) : NULL;
+  grad_mode_pop(previous);
+  double l = 0, h = 0;
+  int rc = hi && fc_item(lo, &l) == 0 && fc_item(hi, &h) == 0 ? 0 : -1;
+  fc_release(lo), fc_release(hi);
+  if (rc < 0 || (l >= (double)base && h - (double)base < (double)V)) return rc;
+  fc_tensor *host = fc_to_device(iv, (fc_device){FC_CPU, 0});
+  rc = host ? check_rows(op, host, V, base) : -1;
+  fc_release(host);
+  return rc;
+}
+
+static int padding_row_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
+  fc_tensor *c = fc_clone(g), *row = c ? fc_select(c, 0, n->iarg[0]) : NULL;
+  int rc = row ? fc_fill_(row, 0) : -1;
+  fc_release(row);
+  if (rc < 0) fc_release(c), c = NULL;
+  gi[0] = c;
+  return rc;
+}
+
+/* weight itself, or (when its gradient is wanted) an alias of it whose
+ * backward zeroes row `row` (0-based). */
+static fc_tensor *guard_padding(fc_tensor *weight, int64_t row) {
+  if (row < 0 || !grad_needed(1, &weight)) return fc_retain(weight);
+  fc_tensor *alias = tensor_view_of(weight, weight->ndim, weight->shape, weight->stride, weight->offset);
+  fc_node *n = alias ? record("embedding", padding_row_backward, alias, 1, &weight) : NULL;
+  if (!n) {
+    fc_release(alias);
+    return NULL;
+  }
+  n->iarg[0] = row;
+  return alias;
+}
+
+static fc_tensor *embedding_device(fc_tensor *weight, fc_tensor *iv, const fc_tensor *indices, int64_t padding,
+                                   int64_t base) {
+  int64_t n = iv->numel, shape[FC_MAX_DIMS];
+  memcpy(shape, indices->shape, sizeof(int64_t) * (size_t)indices->ndim);
+  shape[indices->ndim] = weight->shape[1];
+  fc_tensor *flat = fc_reshape(iv, 1, &n), *w = flat ? guard_padding(weight, padding) : NULL;
+  fc_tensor *rows = w ? fc_index_select(w, 0, flat, base) : NULL;
+  fc_tensor *out = rows ? fc_reshape(rows, indices->ndim + 1, shape) : NULL;
+  fc_release(flat), fc_release(w), fc_release(rows);
+  return out;
+}
+
 /* Saved: [0] the int64 indices. iarg[0]: base, iarg[1]: padding row (0-based, or -1). */
 static int embedding_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
   fc_tensor *iv = n->saved[0];
@@ -96,6 +153,13 @@ fc_tensor *fc_embedding(fc_tensor *weight, fc_tensor *indices, int64_t padding_i
          (long long)padding_idx, (long long)V, (long long)base, (long long)(base + V - 1));
   fc_tensor *iv = index_values(op, indices);
   if (!iv) return NULL;
+  if (weight->device.type == FC_CUDA) {
+    fc_tensor *out = check_rows_device(op, iv, V, base) == 0
+                         ? embedding_device(weight, iv, indices, padding_idx == FC_NO_INDEX ? -1 : padding_idx - base, base)
+                         : NULL;
+    fc_release(iv);
+    return out;
+  }
   if (check_rows(op, iv, V, base) < 0) {
     fc_release(iv);
     return NULL;

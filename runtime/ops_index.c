@@ -8,7 +8,7 @@
  * copy them by size, so they serve every dtype alike; scatter_add adds in
  * the tensor's own dtype (integers wrap, bool is or, halves round each add).
  * Masks are bool (uint8 accepted), nonzero meaning true. */
-#include "internal.h"
+#include "backend.h"
 #include <stdlib.h>
 
 static bool needs_grad(const fc_node *n, int i) { return n->next[i] || n->leaf[i]; }
@@ -48,7 +48,27 @@ static fc_tensor *index_values(const char *op, fc_tensor *idx) {
 /* Every value in [base, base + size), or an error quoting the first that
  * is not. The min/max pass vectorises (and splits across threads); the
  * search for the culprit runs only on failure. */
+static int check_range(const char *op, const fc_tensor *iv, int64_t size, int64_t base);
+
+/* On a cuda device: the bounds by two reductions (one sync); only a failing
+ * check copies the index to the host, to name the culprit. */
+static int check_range_device(const char *op, const fc_tensor *iv, int64_t size, int64_t base) {
+  if (iv->numel == 0) return 0;
+  int prev = grad_mode_push(false);
+  fc_tensor *lo = fc_amin((fc_tensor *)iv, 0, NULL, 0), *hi = lo ? fc_amax((fc_tensor *)iv, 0, NULL, 0) : NULL;
+  grad_mode_pop(prev);
+  double l = 0, h = 0;
+  int rc = hi && fc_item(lo, &l) == 0 && fc_item(hi, &h) == 0 ? 0 : -1;
+  fc_release(lo), fc_release(hi);
+  if (rc < 0 || (l >= (double)base && h - (double)base < (double)size)) return rc;
+  fc_tensor *host = backend_host_copy(iv);
+  rc = host ? check_range(op, host, size, base) : -1;
+  fc_release(host);
+  return rc;
+}
+
 static int check_range(const char *op, const fc_tensor *iv, int64_t size, int64_t base) {
+  if (iv->device.type == FC_CUDA) return check_range_device(op, iv, size, base);
   const int64_t *v = (const int64_t *)elem_ptr(iv);
   int64_t n = iv->numel, lo = INT64_MAX, hi = INT64_MIN;
 #pragma omp parallel for if (n > PARALLEL_GRAIN) reduction(min : lo) reduction(max : hi) schedule(static)
@@ -218,6 +238,13 @@ static void add_run(int dtype, char *dst, const char *src, int64_t n) {
 
 /* Gradients in float32 or float64: halves are summed in float32 (the
  * engine casts the result back to the input's dtype). */
+/* On a cuda device index_select runs as a gather (and its backward as a
+ * scatter_add) whose index is the 1-D one expanded over the output's shape:
+ * stride 0 in every dim but d. The walks are defined below. */
+enum { GATHER, SCATTER, SCATTER_ADD }; /* the walks' kinds, as backend.h's BK_GATHER ... */
+static int select_walk_device(fc_tensor *self, fc_tensor *other, int d, const fc_tensor *iv, int64_t base,
+                              int kind);
+
 static fc_tensor *grad_work(fc_tensor *g) {
   fc_tensor *w = is_half_dtype(g->dtype) ? fc_to_dtype(g, FC_FLOAT32) : fc_retain(g);
   fc_tensor *c = w ? fc_contiguous(w) : NULL;
@@ -240,10 +267,12 @@ static int index_select_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
   }
   const int64_t *v = (const int64_t *)elem_ptr(iv);
   int64_t k = iv->numel, nd = n->in_ndim[0];
-  if (z->numel == 0 || k == 0) {
+  if (z->numel == 0 || k == 0 || z->device.type == FC_CUDA) {
+    int rc = z->numel && k && z->device.type == FC_CUDA ? select_walk_device(z, gw, d, iv, base, SCATTER_ADD) : 0;
     fc_release(iv), fc_release(gw);
+    if (rc < 0) fc_release(z), z = NULL;
     gi[0] = z;
-    return 0;
+    return rc;
   }
   int64_t outer = nd ? shape_numel(d, n->in_shape[0]) : 1, size = nd ? n->in_shape[0][d] : 1;
   int64_t inner = z->numel / (outer * size);
@@ -291,7 +320,11 @@ fc_tensor *fc_index_select(fc_tensor *t, int dim, fc_tensor *index, int64_t base
   memcpy(shape, t->shape, sizeof shape);
   if (t->ndim) shape[d] = k;
   fc_tensor *out = fc_empty(t->ndim, shape, t->dtype, t->device);
-  if (out && select_rows(out, t, d, (const int64_t *)elem_ptr(iv), k, base) < 0) {
+  bool on_device = out && out->device.type == FC_CUDA;
+  if (on_device && out->numel && select_walk_device(t, out, d, iv, base, GATHER) < 0) {
+    fc_release(out);
+    out = NULL;
+  } else if (out && !on_device && select_rows(out, t, d, (const int64_t *)elem_ptr(iv), k, base) < 0) {
     fc_release(out);
     out = NULL;
   }
@@ -321,7 +354,6 @@ fc_tensor *fc_index_select(fc_tensor *t, int dim, fc_tensor *index, int64_t base
  * dim other than d (rows when d is the row dim, else columns), keeping the
  * walk in memory order. */
 
-enum { GATHER, SCATTER, SCATTER_ADD };
 
 typedef struct walk {
   int nd, d; /* walked dims (>= 1); d: the indexed dim's place, or -1 once dropped */
@@ -334,6 +366,7 @@ typedef struct walk {
   char *self, *other;
   int64_t base;
   int dtype, es;
+  fc_device dev; /* self's: a cuda walk runs in the plugin */
 } walk;
 
 /* iv: contiguous int64 index; other: NULL for a scalar at other_ptr. */
@@ -341,8 +374,7 @@ static void walk_init(walk *w, fc_tensor *self, int d, const fc_tensor *iv, cons
                       char *other_ptr, int64_t base) {
   int nd = dims_of(iv);
   int64_t shape[FC_MAX_DIMS] = {0}, is[FC_MAX_DIMS];
-  for (int k = 0; k < nd; k++) shape[k] = size_at(iv, k);
-  contiguous_strides(nd, shape, is);
+  for (int k = 0; k < nd; k++) shape[k] = size_at(iv, k), is[k] = stride_at(iv, k); /* may be expanded */
   w->nd = 0;
   w->d = -1;
   for (int k = 0; k < nd; k++) {
@@ -373,6 +405,7 @@ static void walk_init(walk *w, fc_tensor *self, int d, const fc_tensor *iv, cons
   w->base = base;
   w->dtype = self->dtype;
   w->es = fc_dtype_size(self->dtype);
+  w->dev = self->device;
 }
 
 /* The run's element loop over j: TP is self's element, OP other's. The
@@ -458,9 +491,19 @@ static void walk_range(const walk *w, int kind, int64_t r0, int64_t r1, int64_t 
   }
 }
 
-static void walk_all(const walk *w, int kind) {
+/* The same walk on a cuda device; a scalar `other` travels by value. */
+static int walk_device(const walk *w, int kind, bool scalar_other) {
+  bk_walk b = {.kind = kind, .dtype = w->dtype, .nd = w->nd, .td = w->td, .base = w->base, .idx = w->idx,
+               .self = w->self, .other = scalar_other ? NULL : w->other};
+  for (int k = 0; k < w->nd; k++) b.shape[k] = w->shape[k], b.is[k] = w->is[k], b.ts[k] = w->ts[k], b.os[k] = w->os[k];
+  if (scalar_other) memcpy(&b.scalar, w->other, (size_t)w->es);
+  return backend_get()->index_walk(w->dev.index, &b);
+}
+
+static int walk_all(const walk *w, int kind) {
   int64_t numel = shape_numel(w->nd, w->shape);
-  if (numel == 0) return;
+  if (numel == 0) return 0;
+  if (w->dev.type == FC_CUDA) return walk_device(w, kind, false);
   int last = w->nd - 1;
   int64_t n = w->shape[last], rows = numel / n, nt = numel > PARALLEL_GRAIN ? num_threads() : 1;
   bool rows_apart = kind == GATHER || w->d < 0 || w->d == last;
@@ -478,6 +521,21 @@ static void walk_all(const walk *w, int kind) {
   } else {
     walk_range(w, kind, 0, rows, 0, n);
   }
+  return 0;
+}
+
+static int select_walk_device(fc_tensor *self, fc_tensor *other, int d, const fc_tensor *iv, int64_t base,
+                              int kind) {
+  int64_t st[FC_MAX_DIMS] = {0};
+  if (other->ndim) st[d] = iv->ndim ? iv->stride[0] : 0;
+  fc_tensor *ev = other->ndim ? tensor_view_of((fc_tensor *)iv, other->ndim, other->shape, st, iv->offset)
+                              : fc_retain((fc_tensor *)iv);
+  if (!ev) return -1;
+  walk w;
+  walk_init(&w, self, d, ev, other, NULL, base);
+  int rc = walk_all(&w, kind);
+  fc_release(ev);
+  return rc;
 }
 
 /* PyTorch's rules: index, self (and src) have the same number of dims;
@@ -509,9 +567,9 @@ static int scatter_add_grad(fc_tensor *z, int d, fc_tensor *index, fc_tensor *g,
   if (!iv) return -1;
   walk w;
   walk_init(&w, z, d, iv, g, NULL, base);
-  walk_all(&w, SCATTER_ADD);
+  int rc = walk_all(&w, SCATTER_ADD);
   fc_release(iv);
-  return 0;
+  return rc;
 }
 
 /* saved[0]: the index; iarg: dim, base. Each gathered element's gradient
@@ -541,7 +599,7 @@ fc_tensor *fc_gather(fc_tensor *t, int dim, fc_tensor *index, int64_t base) {
   if (out) {
     walk w;
     walk_init(&w, t, d, iv, out, NULL, base);
-    walk_all(&w, GATHER);
+    if (walk_all(&w, GATHER) < 0) fc_release(out), out = NULL;
   }
   fc_release(iv);
   if (out && is_float_dtype(t->dtype) && grad_needed(1, &t)) {
@@ -576,16 +634,21 @@ static fc_tensor *scatter_check(const char *op, fc_tensor *t, int dim, fc_tensor
 }
 
 /* Writes (kind SCATTER) or adds (SCATTER_ADD) src into t; checked already. */
-static void scatter_apply(fc_tensor *t, int d, const fc_tensor *iv, const fc_tensor *src, int64_t base,
-                          int kind) {
+static int scatter_apply(fc_tensor *t, int d, const fc_tensor *iv, const fc_tensor *src, int64_t base,
+                         int kind) {
   uint64_t value = 0; /* a scalar src, in t's dtype */
-  if (src->ndim == 0) {
+  if (src->ndim == 0 && src->device.type == FC_CUDA) { /* its value, from the device */
+    double v = 0;
+    if (fc_item(src, &v) < 0) return -1;
+    store_from_double(&value, t->dtype, v);
+  } else if (src->ndim == 0) {
     if (src->dtype == t->dtype) memcpy(&value, elem_ptr(src), (size_t)fc_dtype_size(t->dtype));
     else store_from_double(&value, t->dtype, load_as_double(elem_ptr(src), src->dtype));
   }
   walk w;
   walk_init(&w, t, d, iv, src->ndim ? src : NULL, (char *)&value, base);
-  walk_all(&w, kind);
+  if (w.dev.type == FC_CUDA && shape_numel(w.nd, w.shape) > 0) return walk_device(&w, kind, src->ndim == 0);
+  return walk_all(&w, kind);
 }
 
 static int scatter_inplace(const char *op, fc_tensor *t, int dim, fc_tensor *index, fc_tensor *src,
@@ -595,10 +658,10 @@ static int scatter_inplace(const char *op, fc_tensor *t, int dim, fc_tensor *ind
   int d;
   fc_tensor *iv = scatter_check(op, t, dim, index, src, base, &d);
   if (!iv) return -1;
-  scatter_apply(t, d, iv, src, base, kind);
+  int rc = scatter_apply(t, d, iv, src, base, kind);
   bump_version(t);
   fc_release(iv);
-  return 0;
+  return rc;
 }
 
 int fc_scatter_(fc_tensor *t, int dim, fc_tensor *index, fc_tensor *src, int64_t base) {
@@ -621,7 +684,7 @@ static int scatter_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
   } else if (needs_grad(n, 0)) {
     fc_tensor *iv = index_values("scatter", index), *zero = fc_scalar(0, g->dtype, g->device);
     gi[0] = iv && zero ? fc_clone(g) : NULL;
-    if (gi[0]) scatter_apply(gi[0], d, iv, zero, base, SCATTER);
+    if (gi[0] && scatter_apply(gi[0], d, iv, zero, base, SCATTER) < 0) fc_release(gi[0]), gi[0] = NULL;
     fc_release(iv), fc_release(zero);
     if (!gi[0]) return -1;
   }
@@ -653,7 +716,7 @@ static fc_tensor *scatter_op(const char *op, fc_tensor *t, int dim, fc_tensor *i
   int prev = grad_mode_push(false);
   fc_tensor *out = fc_clone(t);
   grad_mode_pop(prev);
-  if (out) scatter_apply(out, d, iv, src, base, kind);
+  if (out && scatter_apply(out, d, iv, src, base, kind) < 0) fc_release(out), out = NULL;
   fc_release(iv);
   fc_tensor *ins[2] = {t, src};
   if (out && is_float_dtype(out->dtype) && grad_needed(2, ins)) {

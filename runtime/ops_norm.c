@@ -18,7 +18,7 @@
  * Saved for backward: the dense input, the per-block mean and 1/std in
  * float64, and the weight's values. float32 and float64 have kernels; the
  * half types compute in float32. */
-#include "internal.h"
+#include "backend.h"
 #include <omp.h>
 #include <stdlib.h>
 
@@ -493,6 +493,8 @@ static fc_tensor *batch_norm_op(const char *op, fc_tensor *x, fc_tensor *rm, fc_
                                 fc_tensor *w, fc_tensor *b, int training, double momentum,
                                 double eps, bool relu) {
   if (check_batch_norm_args(op, x, rm, rv, w, b, training, momentum, eps) < 0) return NULL;
+  if (x->device.type == FC_CUDA) /* cuDNN: backend_nn.c */
+    return cuda_batch_norm(op, x, rm, rv, w, b, training, momentum, eps, relu);
   bn_args a = {.training = training != 0, .relu = relu, .eps = eps};
   bn_geometry(&a, x);
   int64_t C = a.C, sshape[2] = {3, C};

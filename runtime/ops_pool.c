@@ -26,7 +26,7 @@
  * scratch at all), and the global pools (adaptive to 1x1). float32
  * and float64 have kernels; the half types compute in float32; integer
  * tensors are refused. */
-#include "internal.h"
+#include "backend.h"
 #include <stdlib.h>
 
 /* The selects below compare floats; with trapping math GCC keeps them as
@@ -444,6 +444,21 @@ static int adaptive_geometry(const char *op, const fc_tensor *x, const int64_t *
   return 0;
 }
 
+/* ---- on a cuda device ------------------------------------------------------------
+ * The plugin's kernels take the same geometry (backend.h: bk_pool; the
+ * kinds are in pool_kind's order) and need no plan. */
+
+static int device_planes(pool_kind kind, const pool_geom *g, bool backward, const void *in, void *out,
+                         int64_t *ix, int64_t base, int dtype, fc_device dev) {
+  bk_pool p = {.kind = (int)kind, .dtype = dtype, .count_include_pad = g->count_include_pad,
+               .P = g->P, .H = g->H, .W = g->W, .Ho = g->Ho, .Wo = g->Wo, .base = base,
+               .kh = g->kh, .kw = g->kw, .sh = g->sh, .sw = g->sw, .ph = g->ph, .pw = g->pw,
+               .dh = g->dh, .dw = g->dw};
+  if (backward) p.gy = in, p.gx = out, p.gix = ix;
+  else p.x = in, p.y = out, p.ix = ix;
+  return backend_pool(&p, dev, backward);
+}
+
 /* ---- the ops --------------------------------------------------------------------
  * Node layout: iarg = kh, kw, sh, sw, ph, pw, dh, dw; arg = kind,
  * count_include_pad, base; saved[0] = the indices (max pools). */
@@ -462,8 +477,11 @@ static int pool_backward(fc_node *n, fc_tensor *gy, fc_tensor **gi) {
   fc_tensor *gc = dense_in(gy, dtype);
   fc_tensor *gx = gc ? fc_empty(ndim, shape, dtype, gy->device) : NULL; /* every element written */
   int rc = gx ? 0 : -1;
-  if (rc == 0 && gx->numel && (rc = make_plan(kind, &g, &pl)) == 0) {
-    const int64_t *ix = n->nsaved ? (const int64_t *)elem_ptr(n->saved[0]) : NULL;
+  const int64_t *ix = n->nsaved ? (const int64_t *)elem_ptr(n->saved[0]) : NULL;
+  if (rc == 0 && gx->numel && gx->device.type == FC_CUDA) {
+    rc = device_planes(kind, &g, true, elem_ptr(gc), elem_ptr(gx), (int64_t *)ix, (int64_t)n->arg[2],
+                       dtype, gx->device);
+  } else if (rc == 0 && gx->numel && (rc = make_plan(kind, &g, &pl)) == 0) {
     rc = run_planes(kind, &g, &pl, true, elem_ptr(gc), elem_ptr(gx), (int64_t *)ix,
                     (int64_t)n->arg[2], dtype == FC_FLOAT64);
   }
@@ -504,7 +522,13 @@ static fc_tensor *pool_op(pool_kind kind, fc_tensor *x, const pool_geom *g, fc_t
     y = NULL;
   }
   pool_plan pl = {0};
-  if (y && y->numel &&
+  if (y && y->numel && y->device.type == FC_CUDA) {
+    if (device_planes(kind, g, false, elem_ptr(xc), elem_ptr(y), ix ? (int64_t *)elem_ptr(ix) : NULL, base,
+                      dtype, y->device) < 0) {
+      fc_release(y);
+      y = NULL;
+    }
+  } else if (y && y->numel &&
       (make_plan(kind, g, &pl) < 0 || run_planes(kind, g, &pl, false, elem_ptr(xc), elem_ptr(y),
                                                  ix ? (int64_t *)elem_ptr(ix) : NULL, base,
                                                  dtype == FC_FLOAT64) < 0)) {

@@ -11,7 +11,7 @@
  * Kernels are typed (float32, float64, int64, int32, uint8/bool; float16 and
  * bfloat16 read as float32); returned values are the input's own elements,
  * so int64 stays exact. */
-#include "internal.h"
+#include "backend.h"
 #include <stdlib.h>
 
 /* ---- layouts ------------------------------------------------------------- */
@@ -167,6 +167,15 @@ static int scatter_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
     if (i > dim) inner *= shape[i];
   }
   fc_tensor *gk = n->iarg[2] == 0 && nd ? fc_unsqueeze(g, dim) : fc_retain(g);
+  if (g->device.type == FC_CUDA) { /* a scatter_add kernel into zeros */
+    fc_tensor *gc = gk ? fc_contiguous(gk) : NULL;
+    fc_tensor *z = gc ? fc_zeros(nd, shape, gc->dtype, gc->device) : NULL;
+    if (z && nd && fc_scatter_add_(z, dim, idx, gc, 0) < 0) fc_release(z), z = NULL;
+    if (z && !nd && fc_copy_(z, gc) < 0) fc_release(z), z = NULL;
+    fc_release(gk), fc_release(gc);
+    gi[0] = z;
+    return z ? 0 : -1;
+  }
   double *gv = malloc(sizeof(double) * (size_t)(outer * K * inner + 1));
   double *out = calloc((size_t)(outer * L * inner + 1), sizeof(double));
   gi[0] = NULL;
@@ -586,6 +595,34 @@ SORTER(i64, int64_t, u64, uint64_t)
 SORTER(i32, int32_t, u32, uint32_t)
 SORTER(u8, uint8_t, u32, uint32_t)
 
+/* The same on a cuda device: the plugin sorts the rows of s->key, the
+ * values are gathered along the last dim, indices shifted by base. */
+static fc_tensor *sort_rows_device(const char *op, fc_tensor *t, strips *s, int odim, int64_t k, bool desc, int64_t base,
+                                   fc_tensor **indices) {
+  fc_tensor *idx = strips_empty(s, k, FC_INT64), *values = NULL, *ind = NULL;
+  if (idx && s->ndim == 0) { /* one element: itself, at 0 */
+    values = fc_clone(s->t);
+    if (fc_fill_(idx, 0) < 0) fc_release(values), values = NULL;
+  } else if (idx) {
+    bk_sort b = {.dtype = s->key->dtype, .descending = desc, .rows = s->outer, .L = s->L, .k = k,
+                 .keys = elem_ptr(s->key), .idx = (int64_t *)elem_ptr(idx)};
+    int previous = grad_mode_push(false); /* s->t may be t itself: the node is recorded below */
+    if (idx->numel == 0 || backend_get()->sort_rows(t->device.index, &b) == 0)
+      values = fc_gather(s->t, s->ndim - 1, idx, 0);
+    grad_mode_pop(previous);
+  }
+  fc_tensor *b = values ? fc_scalar((double)base, FC_INT64, t->device) : NULL;
+  ind = b ? unmove(fc_add(idx, b), odim) : NULL;
+  if (!ind) fc_release(values), values = NULL;
+  values = unmove(values, odim);
+  fc_tensor *idx0 = values && grad_needed(1, &t) ? unmove(fc_retain(idx), odim) : NULL;
+  values = record_scatter(op, values, t, idx0, odim, true);
+  fc_release(idx), fc_release(b);
+  if (indices && values) *indices = ind;
+  else fc_release(ind);
+  return values;
+}
+
 static fc_tensor *sort_rows(const char *op, fc_tensor *t, int dim, int64_t k, bool descending,
                             int64_t base, fc_tensor **indices) {
   strips s;
@@ -596,6 +633,11 @@ static fc_tensor *sort_rows(const char *op, fc_tensor *t, int dim, int64_t k, bo
     FAIL("%s: k = %lld out of range for a dim of size %lld", op, (long long)k, (long long)s.L);
   }
   s.outer *= s.inner, s.inner = 1; /* rows of L: the dim is last */
+  if (t->device.type == FC_CUDA) {
+    fc_tensor *v = sort_rows_device(op, t, &s, odim, k, descending, base, indices);
+    strips_free(&s);
+    return v;
+  }
   int64_t *idx = malloc(sizeof(int64_t) * (size_t)(s.outer * k + 1));
   bool ok = idx != NULL;
   if (ok && s.L > 0) DISPATCH(s.key, sort, &s, k, descending, idx, &ok);

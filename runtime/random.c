@@ -4,7 +4,7 @@
  * offset + i): threads fill disjoint ranges with no shared state, the CUDA
  * backend can produce the very same numbers, and each draw just advances the
  * offset. */
-#include "internal.h"
+#include "backend.h"
 #include <pthread.h>
 
 typedef struct { uint32_t v[4]; } philox_block;
@@ -86,14 +86,29 @@ static double draw_one(const draw *d, uint64_t seed, uint64_t first, int64_t i) 
   return 0;
 }
 
+/* On a cuda device: the plugin draws the same stream into a contiguous dst. */
+static int fill_device(fc_tensor *dst, draw d, uint64_t seed, uint64_t first) {
+  if (dst->numel == 0) return 0;
+  bk_random r = {.kind = (int)d.kind, .dtype = dst->dtype, .n = dst->numel, .seed = seed, .first = first,
+                 .a = d.a, .b = d.b, .out = elem_ptr(dst)};
+  return backend_get()->random(dst->device.index, &r);
+}
+
 static int fill_random(const char *op, fc_tensor *t, draw d) {
   if (check_same_device(op, 1, (const fc_tensor *const[]){t}) < 0) return -1;
   if (check_inplace(op, t) < 0) return -1;
-  /* GPU tensors draw the same numbers on the host and copy them over */
-  fc_tensor *dst = fc_is_contiguous(t) && t->device.type == FC_CPU ? fc_retain(t)
-                 : fc_empty(t->ndim, t->shape, t->dtype, (fc_device){FC_CPU, 0});
+  fc_tensor *dst = fc_is_contiguous(t) ? fc_retain(t) : fc_empty(t->ndim, t->shape, t->dtype, t->device);
   if (!dst) return -1;
   uint64_t seed, first = take_counters((uint64_t)(t->numel + 1) / 2, &seed);
+  if (t->device.type == FC_CUDA) {
+    int previous = grad_mode_push(false);
+    int rc = fill_device(dst, d, seed, first);
+    if (rc == 0 && dst != t) rc = fc_copy_(t, dst);
+    grad_mode_pop(previous);
+    fc_release(dst);
+    bump_version(t);
+    return rc;
+  }
   char *p = elem_ptr(dst);
   int es = fc_dtype_size(t->dtype), dtype = t->dtype;
   int64_t n = t->numel;

@@ -67,6 +67,90 @@ return function(fc, Tensor, H)
     return before
   end
 
+  -- ---- streams and events ------------------------------------------------------
+  -- fc.cuda.Stream(device) queues work apart from the default stream;
+  -- fc.cuda.stream(s, fn) runs fn with s as this thread's stream for its
+  -- device. fc.cuda.Event{enable_timing=true} marks a point in a stream:
+  -- e:record(s), e:synchronize(), s:wait_event(e), e0:elapsed_time(e1) (ms).
+  local class = fc.class or require 'fastc.class'
+
+  local function raise_last() H.check(-1) end
+
+  local Stream = class('Stream')
+  cuda.Stream = Stream
+  function Stream:init(device)
+    local d = device_number(device, 0)
+    local p = C.fc_cuda_stream_new(d)
+    if p == nil then raise_last() end
+    self.p, self.device = ffi.gc(p, C.fc_cuda_stream_free), 'cuda:' .. d
+  end
+  function Stream:synchronize() H.check(C.fc_cuda_stream_synchronize(self.p)) end
+  function Stream:query()
+    local r = C.fc_cuda_stream_query(self.p)
+    H.check(r)
+    return r == 1
+  end
+  function Stream:wait_event(e)
+    H.check(C.fc_cuda_stream_wait_event(C.fc_cuda_stream_device(self.p), self.p, e.p))
+  end
+  function Stream:record_event(e)
+    e = e or cuda.Event()
+    e:record(self)
+    return e
+  end
+  Stream.__tostring = function(self) return 'Stream(' .. self.device .. ')' end
+
+  -- The stream this thread uses on a device (cuda:0 by default); nil: the default stream.
+  local current = {}
+  function cuda.current_stream(device)
+    return current[device_number(device, 0)]
+  end
+
+  local function pack(...) return { n = select('#', ...), ... } end
+
+  -- Runs fn(...) with s as this thread's stream for s's device, then puts
+  -- the previous one back (also when fn raises); returns fn's results.
+  function cuda.stream(s, fn, ...)
+    local d = tonumber(C.fc_cuda_stream_device(s.p))
+    local before = current[d]
+    H.check(C.fc_cuda_set_stream(d, s.p))
+    current[d] = s
+    local res = pack(pcall(fn, ...))
+    current[d] = before
+    H.check(C.fc_cuda_set_stream(d, before and before.p or nil))
+    if not res[1] then error(res[2], 0) end
+    return unpack(res, 2, res.n)
+  end
+
+  local Event = class('Event')
+  cuda.Event = Event
+  function Event:init(opts)
+    opts = opts or {}
+    local d = device_number(opts.device, 0)
+    local p = C.fc_cuda_event_new(d, opts.enable_timing and 1 or 0)
+    if p == nil then raise_last() end
+    self.p, self.device = ffi.gc(p, C.fc_cuda_event_free), 'cuda:' .. d
+  end
+  function Event:record(stream) H.check(C.fc_cuda_event_record(self.p, stream and stream.p or nil)); return self end
+  function Event:synchronize() H.check(C.fc_cuda_event_synchronize(self.p)) end
+  function Event:query()
+    local r = C.fc_cuda_event_query(self.p)
+    H.check(r)
+    return r == 1
+  end
+  -- Milliseconds from this event to `later` (both recorded, both timing).
+  function Event:elapsed_time(later)
+    local ms = C.fc_cuda_event_elapsed_ms(self.p, later.p)
+    if ms < 0 then raise_last() end
+    return tonumber(ms)
+  end
+
+  -- ---- pinned host memory ---------------------------------------------------------
+  -- t:pin_memory(): a CPU copy in page-locked memory, whose copies to a GPU
+  -- are queued without waiting (leave it unchanged until they are done).
+  function Tensor.pin_memory(t) return H.wrap(C.fc_pin_memory(t.p)) end
+  function Tensor.is_pinned(t) return C.fc_is_pinned(t.p) ~= 0 end
+
   fc.cuda = cuda
   fc.backends = fc.backends or {}
   fc.backends.allow_tf32 = cuda.allow_tf32

@@ -116,7 +116,7 @@ return function(fc, Tensor, H)
     local shape = x:size()
     for d = x:dim() - 1, x:dim() do shape[d] = 1 end
     local mask = fc.no_grad(function()
-      return fc.empty(shape, { dtype = x.dtype }):bernoulli_(1 - p):div_(1 - p)
+      return fc.empty(shape, { dtype = x.dtype, device = x.device }):bernoulli_(1 - p):div_(1 - p)
     end)
     return x * mask
   end

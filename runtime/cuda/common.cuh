@@ -148,3 +148,16 @@ int cuda_xent_backward(int device, const bk_xent *x);
 int cuda_sgd_step(int device, const bk_sgd *s);
 int cuda_adam_step(int device, const bk_adam *a);
 const char *cublas_version_string(int device);
+/* ops_conv.cu (cuDNN) and ops_pool.cu */
+int cuda_conv_forward(int device, const bk_conv *c);
+int cuda_conv_backward_data(int device, const bk_conv *c);
+int cuda_conv_backward_filter(int device, const bk_conv *c);
+int cuda_bn_forward(int device, const bk_bn *b);
+int cuda_bn_backward(int device, const bk_bn *b);
+int cuda_pool_forward(int device, const bk_pool *p);
+int cuda_pool_backward(int device, const bk_pool *p);
+int cuda_index_walk(int device, const bk_walk *w); /* ops_index.cu */
+int cuda_random(int device, const bk_random *r);   /* ops_random.cu */
+int cuda_dropout_forward(int device, const bk_dropout *d);
+int cuda_dropout_backward(int device, const bk_dropout *d);
+int cuda_sort_rows(int device, const bk_sort *s); /* ops_sort.cu */

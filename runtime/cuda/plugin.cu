@@ -17,6 +17,8 @@ static int sms[CA_MAX_DEVICES];
 static caching_allocator *allocator;
 static char info_line[1024];
 static thread_local int current_device = -1;
+/* The thread's chosen stream per device (fc_cuda_set_stream); NULL: the default. */
+static thread_local cudaStream_t user_stream[CA_MAX_DEVICES];
 
 int cuda_check(const char *op, cudaError_t e) {
   if (e == cudaSuccess) return 0;
@@ -46,7 +48,7 @@ cudaStream_t stream_for(int device) {
   }
   cudaStream_t s = streams[device];
   pthread_mutex_unlock(&stream_lock);
-  return s;
+  return user_stream[device] ? user_stream[device] : s;
 }
 
 const char *dtype_name(int d) {
@@ -104,7 +106,7 @@ static int plugin_memory_stats(int device, fc_cuda_mem_stats *out) {
 }
 
 static void plugin_empty_cache(int device) {
-  if (stream_for(device)) cudaStreamSynchronize(streams[device]);
+  if (stream_for(device)) cudaDeviceSynchronize(); /* blocks cached on any stream may be in use */
   ca_empty_cache(allocator, device);
 }
 
@@ -119,10 +121,113 @@ static int plugin_memcpy(int device, void *dst, const void *src, size_t n, int k
   return 0;
 }
 
+/* Every stream of the device, as torch.cuda.synchronize. */
 static int plugin_synchronize(int device) {
   STREAM_OR_FAIL(s, device);
-  CUDA_TRY("cuda_synchronize", cudaStreamSynchronize(s));
+  (void)s;
+  CUDA_TRY("cuda_synchronize", cudaDeviceSynchronize());
   return 0;
+}
+
+/* ---- user streams, events, pinned memory ----------------------------------------- */
+
+static void *plugin_stream_create(int device) {
+  if (!stream_for(device)) return NULL; /* makes the device current */
+  cudaStream_t s;
+  if (cuda_check("cuda_stream", cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking)) < 0) return NULL;
+  return (void *)s;
+}
+
+static int plugin_stream_destroy(int device, void *stream) {
+  if (user_stream[device] == (cudaStream_t)stream) user_stream[device] = NULL;
+  CUDA_TRY("cuda_stream", cudaStreamSynchronize((cudaStream_t)stream));
+  CUDA_TRY("cuda_stream", cudaStreamDestroy((cudaStream_t)stream));
+  return 0;
+}
+
+static int plugin_stream_synchronize(int device, void *stream) {
+  if (!stream_for(device)) return -1;
+  CUDA_TRY("cuda_stream_synchronize", cudaStreamSynchronize((cudaStream_t)stream));
+  return 0;
+}
+
+static int query_result(const char *op, cudaError_t e) {
+  if (e == cudaErrorNotReady) {
+    cudaGetLastError();
+    return 0;
+  }
+  return cuda_check(op, e) < 0 ? -1 : 1;
+}
+
+static int plugin_stream_query(int device, void *stream) {
+  if (!stream_for(device)) return -1;
+  return query_result("cuda_stream_query", cudaStreamQuery((cudaStream_t)stream));
+}
+
+static int plugin_set_stream(int device, void *stream) {
+  if (device < 0 || device >= device_total) {
+    plugin_set_error("cuda_set_stream: device %d out of range", device);
+    return -1;
+  }
+  user_stream[device] = (cudaStream_t)stream;
+  return 0;
+}
+
+static int plugin_stream_wait_event(int device, void *stream, void *event) {
+  cudaStream_t s = stream ? (cudaStream_t)stream : stream_for(device);
+  if (!s || !stream_for(device)) return -1;
+  CUDA_TRY("cuda_stream_wait_event", cudaStreamWaitEvent(s, (cudaEvent_t)event, 0));
+  return 0;
+}
+
+static void *plugin_event_create(int device, int timing) {
+  if (!stream_for(device)) return NULL;
+  cudaEvent_t e;
+  if (cuda_check("cuda_event", cudaEventCreateWithFlags(&e, timing ? cudaEventDefault : cudaEventDisableTiming)) < 0)
+    return NULL;
+  return (void *)e;
+}
+
+static int plugin_event_destroy(int device, void *event) {
+  if (!stream_for(device)) return -1;
+  CUDA_TRY("cuda_event", cudaEventDestroy((cudaEvent_t)event));
+  return 0;
+}
+
+static int plugin_event_record(int device, void *event, void *stream) {
+  cudaStream_t s = stream_for(device);
+  if (!s) return -1;
+  CUDA_TRY("cuda_event_record", cudaEventRecord((cudaEvent_t)event, stream ? (cudaStream_t)stream : s));
+  return 0;
+}
+
+static int plugin_event_synchronize(int device, void *event) {
+  if (!stream_for(device)) return -1;
+  CUDA_TRY("cuda_event_synchronize", cudaEventSynchronize((cudaEvent_t)event));
+  return 0;
+}
+
+static int plugin_event_query(int device, void *event) {
+  if (!stream_for(device)) return -1;
+  return query_result("cuda_event_query", cudaEventQuery((cudaEvent_t)event));
+}
+
+static int plugin_event_elapsed_ms(int device, void *start, void *end, float *ms) {
+  if (!stream_for(device)) return -1;
+  CUDA_TRY("cuda_event_elapsed", cudaEventElapsedTime(ms, (cudaEvent_t)start, (cudaEvent_t)end));
+  return 0;
+}
+
+/* Page-locked memory for fc_pin_memory. cudaFreeHost waits for the device,
+ * so no copy from a block is still running when it is unmapped. */
+static void *plugin_host_alloc(size_t nbytes) {
+  void *p = NULL;
+  if (cuda_check("pin_memory", cudaHostAlloc(&p, nbytes, cudaHostAllocPortable)) < 0) return NULL;
+  return p;
+}
+
+static void plugin_host_free(void *p) {
+  if (cudaFreeHost(p) != cudaSuccess) cudaGetLastError();
 }
 
 static int plugin_device_count(void) { return device_total; }
@@ -190,5 +295,31 @@ fastc_cuda_plugin_init(const bk_host *host, fc_backend *vt, char *why, size_t n)
   vt->xent_backward = cuda_xent_backward;
   vt->sgd_step = cuda_sgd_step;
   vt->adam_step = cuda_adam_step;
+  vt->conv_forward = cuda_conv_forward;
+  vt->conv_backward_data = cuda_conv_backward_data;
+  vt->conv_backward_filter = cuda_conv_backward_filter;
+  vt->pool_forward = cuda_pool_forward;
+  vt->pool_backward = cuda_pool_backward;
+  vt->bn_forward = cuda_bn_forward;
+  vt->bn_backward = cuda_bn_backward;
+  vt->index_walk = cuda_index_walk;
+  vt->random = cuda_random;
+  vt->dropout_forward = cuda_dropout_forward;
+  vt->dropout_backward = cuda_dropout_backward;
+  vt->stream_create = plugin_stream_create;
+  vt->stream_destroy = plugin_stream_destroy;
+  vt->stream_synchronize = plugin_stream_synchronize;
+  vt->stream_query = plugin_stream_query;
+  vt->set_stream = plugin_set_stream;
+  vt->stream_wait_event = plugin_stream_wait_event;
+  vt->event_create = plugin_event_create;
+  vt->event_destroy = plugin_event_destroy;
+  vt->event_record = plugin_event_record;
+  vt->event_synchronize = plugin_event_synchronize;
+  vt->event_query = plugin_event_query;
+  vt->event_elapsed_ms = plugin_event_elapsed_ms;
+  vt->host_alloc = plugin_host_alloc;
+  vt->host_free = plugin_host_free;
+  vt->sort_rows = cuda_sort_rows;
   return 0;
 }

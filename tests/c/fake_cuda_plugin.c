@@ -479,6 +479,404 @@ static int adam(int device, const bk_adam *k) {
   return 0;
 }
 
+/* ---- convolution, pooling, batch norm ---------------------------------------------
+ * Direct loops in double over the NCHW layouts of backend.h: slow and
+ * plain, the definition the cuDNN calls and pooling kernels must meet. */
+
+static double *zeroed(int64_t n) { return calloc((size_t)(n > 0 ? n : 1), sizeof(double)); }
+static void store_all(void *dst, int dt, const double *v, int64_t n) {
+  for (int64_t i = 0; i < n; i++) st(H(dst) + i * size_of(dt), dt, v[i]);
+}
+static double ldi(const void *base, int dt, int64_t i) { return ld(H(base) + i * size_of(dt), dt); }
+
+/* Calls f for every (output, weight, input) tap of the convolution. */
+typedef void (*tap_fn)(const bk_conv *c, int64_t yi, int64_t wi, int64_t xi, double *acc);
+static void each_tap(const bk_conv *c, tap_fn f, double *acc) {
+  int64_t kpg = c->K / c->groups, cpg = c->C / c->groups;
+  for (int64_t n = 0; n < c->N; n++)
+    for (int64_t k = 0; k < c->K; k++)
+      for (int64_t oh = 0; oh < c->Ho; oh++)
+        for (int64_t ow = 0; ow < c->Wo; ow++) {
+          int64_t yi = ((n * c->K + k) * c->Ho + oh) * c->Wo + ow;
+          for (int64_t cc = 0; cc < cpg; cc++)
+            for (int64_t i = 0; i < c->kh; i++)
+              for (int64_t j = 0; j < c->kw; j++) {
+                int64_t h = oh * c->sh - c->ph + i * c->dh, w = ow * c->sw - c->pw + j * c->dw;
+                if (h < 0 || h >= c->H || w < 0 || w >= c->W) continue;
+                int64_t ci = (k / kpg) * cpg + cc;
+                f(c, yi, ((k * cpg + cc) * c->kh + i) * c->kw + j, ((n * c->C + ci) * c->H + h) * c->W + w, acc);
+              }
+        }
+}
+static void tap_forward(const bk_conv *c, int64_t yi, int64_t wi, int64_t xi, double *acc) {
+  acc[yi] += ldi(c->x, c->dtype, xi) * ldi(c->w, c->dtype, wi);
+}
+static void tap_data(const bk_conv *c, int64_t yi, int64_t wi, int64_t xi, double *acc) {
+  acc[xi] += ldi(c->gy, c->dtype, yi) * ldi(c->w, c->dtype, wi);
+}
+static void tap_filter(const bk_conv *c, int64_t yi, int64_t wi, int64_t xi, double *acc) {
+  acc[wi] += ldi(c->gy, c->dtype, yi) * ldi(c->x, c->dtype, xi);
+}
+
+static int conv_run(const bk_conv *c, tap_fn f, void *out, int64_t n) {
+  double *acc = zeroed(n);
+  if (!acc) return -1;
+  each_tap(c, f, acc);
+  if (f == tap_forward && c->b)
+    for (int64_t i = 0; i < n; i++) acc[i] += ldi(c->b, c->dtype, i / (c->Ho * c->Wo) % c->K);
+  store_all(out, c->dtype, acc, n);
+  free(acc);
+  return 0;
+}
+static int conv_forward(int device, const bk_conv *c) {
+  (void)device;
+  return conv_run(c, tap_forward, c->y, c->N * c->K * c->Ho * c->Wo);
+}
+static int conv_backward_data(int device, const bk_conv *c) {
+  (void)device;
+  return conv_run(c, tap_data, c->gx, c->N * c->C * c->H * c->W);
+}
+static int conv_backward_filter(int device, const bk_conv *c) {
+  (void)device;
+  if (conv_run(c, tap_filter, c->gw, c->K * (c->C / c->groups) * c->kh * c->kw) < 0) return -1;
+  if (!c->gb) return 0;
+  double *gb = zeroed(c->K);
+  for (int64_t i = 0; gb && i < c->N * c->K * c->Ho * c->Wo; i++) gb[i / (c->Ho * c->Wo) % c->K] += ldi(c->gy, c->dtype, i);
+  if (gb) store_all(c->gb, c->dtype, gb, c->K);
+  free(gb);
+  return gb ? 0 : -1;
+}
+
+/* The input range [*lo, *hi) with step *step that output o of an axis reads;
+ * *span: the average's divisor along the axis with count_include_pad. */
+static void pool_window(const bk_pool *p, bool rows, int64_t o, int64_t *lo, int64_t *hi, int64_t *step,
+                        int64_t *span) {
+  int64_t in = rows ? p->H : p->W, n = rows ? p->Ho : p->Wo;
+  int k = rows ? p->kh : p->kw, s = rows ? p->sh : p->sw, pad = rows ? p->ph : p->pw, d = rows ? p->dh : p->dw;
+  *step = 1;
+  if (p->kind == BK_ADAPTIVE_MAX_POOL || p->kind == BK_ADAPTIVE_AVG_POOL) {
+    *lo = o * in / n, *hi = ((o + 1) * in + n - 1) / n, *span = *hi - *lo;
+  } else if (p->kind == BK_MAX_POOL) {
+    int64_t first = o * s - pad, last = first + (int64_t)(k - 1) * d;
+    while (first < 0) first += d;
+    *lo = first, *hi = last + 1 < in ? last + 1 : in, *step = d, *span = 0;
+  } else {
+    int64_t first = o * s - pad, end = first + k;
+    if (end > in + pad) end = in + pad;
+    *span = end - first;
+    *lo = first < 0 ? 0 : first, *hi = end < in ? end : in;
+  }
+}
+
+/* Calls f(plane, output, input, weight) for each input of each window; max
+ * kinds get the window's chosen element only. */
+static int pool_walk(const bk_pool *p, bool backward, double *acc) {
+  bool is_max = p->kind == BK_MAX_POOL || p->kind == BK_ADAPTIVE_MAX_POOL;
+  int dt = p->dtype;
+  for (int64_t pl = 0; pl < p->P; pl++)
+    for (int64_t oh = 0; oh < p->Ho; oh++)
+      for (int64_t ow = 0; ow < p->Wo; ow++) {
+        int64_t hl, hh, hs, hspan, wl, wh, ws, wspan, o = (pl * p->Ho + oh) * p->Wo + ow;
+        pool_window(p, true, oh, &hl, &hh, &hs, &hspan);
+        pool_window(p, false, ow, &wl, &wh, &ws, &wspan);
+        if (is_max && backward) {
+          acc[pl * p->H * p->W + p->gix[o] - p->base] += ldi(p->gy, dt, o);
+          continue;
+        }
+        double best = 0, sum = 0;
+        int64_t arg = -1, cnt = 0;
+        for (int64_t h = hl; h < hh; h += hs)
+          for (int64_t w = wl; w < wh; w += ws) {
+            int64_t i = (pl * p->H + h) * p->W + w;
+            cnt++;
+            if (backward) continue;
+            double v = ldi(p->x, dt, i);
+            sum += v;
+            if (arg < 0 || v != v || (best == best && v > best)) best = v, arg = h * p->W + w;
+          }
+        bool counts_pad = p->kind == BK_AVG_POOL && p->count_include_pad;
+        double div = counts_pad ? (double)(hspan * wspan) : (double)cnt;
+        if (backward) {
+          for (int64_t h = hl; h < hh; h++)
+            for (int64_t w = wl; w < wh; w++) acc[(pl * p->H + h) * p->W + w] += ldi(p->gy, dt, o) / div;
+        } else if (is_max) {
+          acc[o] = best;
+          if (p->ix) ((int64_t *)H(p->ix))[o] = arg + p->base;
+        } else {
+          acc[o] = cnt ? sum / div : 0;
+        }
+      }
+  return 0;
+}
+
+static int pool_forward(int device, const bk_pool *p) {
+  (void)device;
+  int64_t n = p->P * p->Ho * p->Wo;
+  double *acc = zeroed(n);
+  if (!acc) return -1;
+  pool_walk(p, false, acc);
+  store_all(p->y, p->dtype, acc, n);
+  free(acc);
+  return 0;
+}
+static int pool_backward(int device, const bk_pool *p) {
+  (void)device;
+  int64_t n = p->P * p->H * p->W;
+  double *acc = zeroed(n);
+  if (!acc) return -1;
+  bk_pool q = *p;
+  q.gix = p->gix ? (const int64_t *)H(p->gix) : NULL;
+  pool_walk(&q, true, acc);
+  store_all(p->gx, p->dtype, acc, n);
+  free(acc);
+  return 0;
+}
+
+/* Element s of channel c of sample n of a [N, C, S] block. */
+static int64_t bn_at(const bk_bn *b, int64_t n, int64_t c, int64_t s) { return (n * b->C + c) * b->S + s; }
+
+static int bn_forward(int device, const bk_bn *b) {
+  (void)device;
+  int dt = b->dtype;
+  double M = (double)(b->N * b->S);
+  for (int64_t c = 0; c < b->C; c++) {
+    double mean = 0, var = 0;
+    if (b->training) {
+      for (int64_t n = 0; n < b->N; n++)
+        for (int64_t s = 0; s < b->S; s++) mean += ldi(b->x, dt, bn_at(b, n, c, s));
+      mean /= M;
+      for (int64_t n = 0; n < b->N; n++)
+        for (int64_t s = 0; s < b->S; s++) {
+          double d = ldi(b->x, dt, bn_at(b, n, c, s)) - mean;
+          var += d * d;
+        }
+      var /= M;
+    } else {
+      mean = ldi(b->running_mean, dt, c), var = ldi(b->running_var, dt, c);
+    }
+    double is = 1 / sqrt(var + b->eps), w = ldi(b->weight, dt, c), bias = ldi(b->bias, dt, c);
+    for (int64_t n = 0; n < b->N; n++)
+      for (int64_t s = 0; s < b->S; s++) {
+        int64_t i = bn_at(b, n, c, s);
+        st(H(b->y) + i * size_of(dt), dt, (ldi(b->x, dt, i) - mean) * is * w + bias);
+      }
+    if (!b->training) continue;
+    st(H(b->save_mean) + c * size_of(dt), dt, mean);
+    st(H(b->save_invstd) + c * size_of(dt), dt, is);
+    if (!b->running_mean) continue;
+    double m = b->momentum;
+    st(H(b->running_mean) + c * size_of(dt), dt, (1 - m) * ldi(b->running_mean, dt, c) + m * mean);
+    st(H(b->running_var) + c * size_of(dt), dt, (1 - m) * ldi(b->running_var, dt, c) + m * var * M / (M - 1));
+  }
+  return 0;
+}
+
+static int bn_backward(int device, const bk_bn *b) {
+  (void)device;
+  int dt = b->dtype;
+  double M = (double)(b->N * b->S);
+  for (int64_t c = 0; c < b->C; c++) {
+    double mean = ldi(b->save_mean, dt, c), is = ldi(b->save_invstd, dt, c), w = ldi(b->weight, dt, c);
+    double sg = 0, sgx = 0;
+    for (int64_t n = 0; n < b->N; n++)
+      for (int64_t s = 0; s < b->S; s++) {
+        int64_t i = bn_at(b, n, c, s);
+        double g = ldi(b->gy, dt, i);
+        sg += g, sgx += g * (ldi(b->x, dt, i) - mean);
+      }
+    for (int64_t n = 0; n < b->N; n++)
+      for (int64_t s = 0; s < b->S; s++) {
+        int64_t i = bn_at(b, n, c, s);
+        double xm = ldi(b->x, dt, i) - mean, g = ldi(b->gy, dt, i);
+        st(H(b->gx) + i * size_of(dt), dt, w * is * (g - sg / M - xm * is * is * sgx / M));
+      }
+    st(H(b->gweight) + c * size_of(dt), dt, sgx * is);
+    st(H(b->gbias) + c * size_of(dt), dt, sg);
+  }
+  return 0;
+}
+
+/* ---- index walks ---------------------------------------------------------------------- */
+
+static int index_walk(int device, const bk_walk *w) {
+  (void)device;
+  int64_t numel = 1;
+  for (int k = 0; k < w->nd; k++) numel *= w->shape[k];
+  int es = size_of(w->dtype);
+  for (int64_t p = 0; p < numel; p++) {
+    int64_t rest = p, io = 0, to = 0, oo = 0;
+    for (int k = w->nd - 1; k >= 0; k--) {
+      int64_t i = rest % w->shape[k];
+      rest /= w->shape[k];
+      io += i * w->is[k], to += i * w->ts[k], oo += i * w->os[k];
+    }
+    int64_t v = ((const int64_t *)H(w->idx))[io];
+    char *self = H(w->self) + (to + (v - w->base) * w->td) * es;
+    const char *other = w->other ? H(w->other) + oo * es : (const char *)&w->scalar;
+    char *out = w->kind == BK_GATHER ? H(w->other) + oo * es : self;
+    if (w->kind == BK_GATHER) memcpy(out, self, (size_t)es);
+    else if (w->kind == BK_SCATTER) memcpy(self, other, (size_t)es);
+    else if (w->dtype == FC_BOOL) *self = *self || *other;
+    else if (is_int(w->dtype)) st_int(self, w->dtype, (int64_t)((uint64_t)ld_int(self, w->dtype) + (uint64_t)ld_int(other, w->dtype)));
+    else st(self, w->dtype, ld(self, w->dtype) + ld(other, w->dtype));
+  }
+  return 0;
+}
+
+/* ---- Philox draws and dropout ------------------------------------------------------------
+ * The generator written out once more (Random123's Philox 4x32-10), so the
+ * core's device path is checked to hand over the CPU's (seed, counter). */
+
+static void philox(uint64_t seed, uint64_t counter, uint32_t out[4]) {
+  uint32_t c[4] = {(uint32_t)counter, (uint32_t)(counter >> 32), 0, 0}, k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+  for (int r = 0; r < 10; r++, k0 += 0x9E3779B9u, k1 += 0xBB67AE85u) {
+    uint64_t p0 = (uint64_t)0xD2511F53u * c[0], p1 = (uint64_t)0xCD9E8D57u * c[2];
+    uint32_t n0 = (uint32_t)(p1 >> 32) ^ c[1] ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c[3] ^ k1;
+    c[0] = n0, c[1] = (uint32_t)p1, c[2] = n2, c[3] = (uint32_t)p0;
+  }
+  memcpy(out, c, sizeof c);
+}
+static double unit(uint32_t hi, uint32_t lo) { /* (0, 1] */
+  return ((double)(((uint64_t)hi << 21) ^ (lo >> 11)) + 1.0) / 9007199254740992.0;
+}
+
+static int random_draw(int device, const bk_random *r) {
+  (void)device;
+  for (int64_t i = 0; i < r->n; i++) {
+    uint32_t w[4];
+    philox(r->seed, r->first + (uint64_t)i / 2, w);
+    int l = (int)(i & 1) * 2;
+    double u = unit(w[l], w[l + 1]), v;
+    if (r->kind == BK_UNIFORM) v = r->a + (r->b - r->a) * (1 - u);
+    else if (r->kind == BK_BERNOULLI) v = (1 - u) < r->a;
+    else if (r->kind == BK_RANDINT) v = r->a + (double)((((uint64_t)w[l] << 32) | w[l + 1]) % (uint64_t)(r->b - r->a));
+    else {
+      double rad = sqrt(-2 * log(u)), t = 2 * M_PI * unit(w[(l + 2) & 3], w[(l + 3) & 3]);
+      v = r->a + r->b * ((i & 1) ? rad * sin(t) : rad * cos(t));
+    }
+    st(H(r->out) + i * size_of(r->dtype), r->dtype, v);
+  }
+  return 0;
+}
+
+static int dropout_forward(int device, const bk_dropout *d) {
+  (void)device;
+  uint8_t *mask = (uint8_t *)H(d->mask);
+  memset(mask, 0, (size_t)(d->n + 7) / 8);
+  for (int64_t i = 0; i < d->n; i++) {
+    uint32_t w[4];
+    philox(d->seed, d->first + (uint64_t)i / 4, w);
+    bool keep = w[i % 4] < d->threshold;
+    mask[i / 8] |= (uint8_t)(keep << (i % 8));
+    st(H(d->y) + i * size_of(d->dtype), d->dtype, rnd(ldi(d->x, d->dtype, i) * (keep ? rnd(d->scale, d->dtype) : 0), d->dtype));
+  }
+  return 0;
+}
+
+static int dropout_backward(int device, const bk_dropout *d) {
+  (void)device;
+  const uint8_t *mask = (const uint8_t *)H(d->mask);
+  for (int64_t i = 0; i < d->n; i++) {
+    bool keep = (mask[i / 8] >> (i % 8)) & 1;
+    st(H(d->gx) + i * size_of(d->dtype), d->dtype, rnd(ldi(d->g, d->dtype, i) * (keep ? rnd(d->scale, d->dtype) : 0), d->dtype));
+  }
+  return 0;
+}
+
+/* ---- streams, events, pinned memory ----------------------------------------------------
+ * Work runs at once here, so streams and events only keep their bookkeeping:
+ * which stream each thread chose, and a fake clock for elapsed times. */
+
+typedef struct fake_event { int device, recorded; double at_ms; } fake_event;
+static _Thread_local void *chosen[DEVICES];
+static double fake_clock_ms;
+
+static void *stream_create(int device) { (void)device; return malloc(16); }
+static int stream_destroy(int device, void *s) {
+  if (chosen[device] == s) chosen[device] = NULL;
+  free(s);
+  return 0;
+}
+static int stream_synchronize(int device, void *s) { (void)device, (void)s; return 0; }
+static int stream_query(int device, void *s) { (void)device, (void)s; return 1; }
+static int set_stream(int device, void *s) {
+  if (device < 0 || device >= DEVICES) {
+    set_error("cuda_set_stream: device %d out of range", device);
+    return -1;
+  }
+  chosen[device] = s;
+  return 0;
+}
+static int stream_wait_event(int device, void *s, void *e) { (void)device, (void)s, (void)e; return 0; }
+static void *event_create(int device, int timing) {
+  (void)timing;
+  fake_event *e = calloc(1, sizeof *e);
+  if (e) e->device = device;
+  return e;
+}
+static int event_destroy(int device, void *e) { (void)device, free(e); return 0; }
+static int event_record(int device, void *e, void *s) {
+  (void)device, (void)s;
+  fake_event *ev = e;
+  ev->recorded = 1, ev->at_ms = fake_clock_ms += 1.5; /* each record 1.5 "ms" later */
+  return 0;
+}
+static int event_synchronize(int device, void *e) { (void)device, (void)e; return 0; }
+static int event_query(int device, void *e) { (void)device; return ((fake_event *)e)->recorded; }
+static int event_elapsed_ms(int device, void *a, void *b, float *ms) {
+  (void)device;
+  fake_event *s = a, *e = b;
+  if (!s->recorded || !e->recorded) {
+    set_error("cuda_event_elapsed: an event was never recorded");
+    return -1;
+  }
+  *ms = (float)(e->at_ms - s->at_ms);
+  return 0;
+}
+static int pinned_live; /* blocks out: the test checks each comes back */
+static void *host_alloc(size_t n) {
+  void *p = aligned_alloc(64, (n + 63) / 64 * 64);
+  if (p) __atomic_add_fetch(&pinned_live, 1, __ATOMIC_RELAXED);
+  return p;
+}
+static void host_free(void *p) {
+  __atomic_sub_fetch(&pinned_live, 1, __ATOMIC_RELAXED);
+  free(p);
+}
+/* For test_cuda_dispatch: pinned blocks not yet freed. */
+__attribute__((visibility("default"))) int fake_cuda_pinned_live(void) { return pinned_live; }
+
+/* ---- sort ---------------------------------------------------------------------------------
+ * Keys ordered as ops_sort.c orders values (NaN largest, -0 as +0), sorted
+ * with the position as the tie-break: a stable sort. */
+
+typedef struct sort_pair { double key; int nan; int64_t pos; } sort_pair;
+static int sort_desc;
+static int pair_cmp(const void *a, const void *b) {
+  const sort_pair *x = a, *y = b;
+  int c = x->nan != y->nan ? (x->nan ? 1 : -1) : x->key < y->key ? -1 : x->key > y->key ? 1 : 0;
+  if (sort_desc) c = -c;
+  return c ? c : (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+static int sort_rows(int device, const bk_sort *s) {
+  (void)device;
+  sort_pair *row = malloc(sizeof *row * (size_t)(s->L + 1));
+  if (!row) return -1;
+  sort_desc = s->descending;
+  for (int64_t r = 0; r < s->rows; r++) {
+    for (int64_t j = 0; j < s->L; j++) {
+      double v = is_int(s->dtype) ? (double)ld_int(H(s->keys) + (r * s->L + j) * size_of(s->dtype), s->dtype)
+                                  : ldi(s->keys, s->dtype, r * s->L + j);
+      row[j] = (sort_pair){v == 0 ? 0 : v, v != v, j};
+    }
+    qsort(row, (size_t)s->L, sizeof *row, pair_cmp);
+    for (int64_t j = 0; j < s->k; j++) ((int64_t *)H(s->idx))[r * s->k + j] = row[j].pos;
+  }
+  free(row);
+  return 0;
+}
+
 __attribute__((visibility("default"))) int fastc_cuda_plugin_init(const bk_host *host, fc_backend *vt,
                                                                    char *why, size_t n) {
   if (getenv("FAKE_CUDA_FAIL")) { /* lets a test see a plugin that refuses to start */
@@ -489,6 +887,10 @@ __attribute__((visibility("default"))) int fastc_cuda_plugin_init(const bk_host 
   allocator = ca_create((ca_device_ops){dev_malloc, dev_free, NULL}, DEVICES);
   *vt = (fc_backend){BK_ABI_VERSION, count, sync_dev, info, alloc, release, copy_mem, stats, empty,
                      fill, copy, elementwise, reduce, gemm, softmax, xent_forward, xent_backward,
-                     sgd, adam};
+                     sgd, adam, conv_forward, conv_backward_data, conv_backward_filter,
+                     pool_forward, pool_backward, bn_forward, bn_backward, index_walk, random_draw,
+                     dropout_forward, dropout_backward, stream_create, stream_destroy, stream_synchronize,
+                     stream_query, set_stream, stream_wait_event, event_create, event_destroy, event_record,
+                     event_synchronize, event_query, event_elapsed_ms, host_alloc, host_free, sort_rows};
   return 0;
 }

@@ -6,6 +6,7 @@
  * ops without a CUDA kernel. The fake's device pointers are non-canonical:
  * a path that reads device memory on the host crashes this test. */
 #include "harness.h"
+#include <dlfcn.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -277,6 +278,357 @@ TEST(a_small_mlp_trains_like_on_the_cpu) {
   fc_release(X), fc_release(W1), fc_release(W2), fc_release(b2), fc_release(y);
 }
 
+/* ---- convolution, pooling, batch norm -------------------------------------------- */
+
+/* f over inputs on the CPU and on the GPU: the values and every input's
+ * gradient agree. */
+typedef fc_tensor *(*grads_fn)(fc_tensor **in, int n, void *ctx);
+static void same_grads(const char *file, int line, int n, fc_tensor **xs, grads_fn f, void *ctx, double tol) {
+  fc_tensor *c[4], *g[4];
+  for (int i = 0; i < n; i++) {
+    c[i] = fc_clone(xs[i]), g[i] = fc_to_device(xs[i], GPU);
+    fc_set_requires_grad(c[i], 1), fc_set_requires_grad(g[i], 1);
+  }
+  fc_tensor *lc = f(c, n, ctx), *lg = f(g, n, ctx);
+  if (!lc || !lg || fc_backward(lc, NULL, 0) < 0 || fc_backward(lg, NULL, 0) < 0) {
+    harness_fail(file, line, "forward/backward: %s", fc_last_error());
+  } else {
+    same(file, line, fc_detach(lc), fc_detach(lg), tol);
+    for (int i = 0; i < n; i++) same(file, line, fc_get_grad(c[i]), fc_get_grad(g[i]), tol);
+  }
+  for (int i = 0; i < n; i++) fc_release(c[i]), fc_release(g[i]);
+  fc_release(lc), fc_release(lg);
+}
+#define SAME_GRADS(n, xs, f, ctx, tol) same_grads(__FILE__, __LINE__, n, xs, f, ctx, tol)
+
+/* sum(y * ramp): every output element gets its own gradient. */
+static fc_tensor *weighted_sum(fc_tensor *y) {
+  if (!y) return NULL;
+  fc_tensor *r = fc_arange(1, 1 + (double)y->numel, 1, y->dtype, y->device);
+  fc_tensor *rs = fc_reshape(r, y->ndim, y->shape), *s = fc_cos(rs), *p = fc_mul(y, s), *out = fc_sum(p, 0, NULL, 0);
+  fc_release(r), fc_release(rs), fc_release(s), fc_release(p), fc_release(y);
+  return out;
+}
+
+typedef struct conv_case { int stride[2], padding[2], dilation[2], out_padding[2], groups; bool transpose; } conv_case;
+static fc_tensor *conv_loss(fc_tensor **in, int n, void *ctx) {
+  const conv_case *k = ctx;
+  fc_tensor *b = n > 2 ? in[2] : NULL;
+  return weighted_sum(k->transpose ? fc_conv_transpose2d(in[0], in[1], b, k->stride, k->padding, k->out_padding,
+                                                         k->dilation, k->groups)
+                                   : fc_conv2d(in[0], in[1], b, k->stride, k->padding, k->dilation, k->groups));
+}
+
+TEST(conv2d_and_conv_transpose2d_match_with_gradients) {
+  conv_case cases[] = {{{1, 1}, {0, 0}, {1, 1}, {0, 0}, 1, false}, {{2, 1}, {1, 2}, {1, 2}, {0, 0}, 2, false},
+                       {{1, 1}, {1, 1}, {1, 1}, {0, 0}, 1, true}, {{2, 2}, {1, 0}, {1, 1}, {1, 1}, 2, true}};
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+    const conv_case *c = &cases[k];
+    fc_tensor *x = randn(4, (int64_t[]){2, 4, 7, 6}, FC_FLOAT64);
+    int64_t wshape[4] = {6, 4 / c->groups, 3, 2}, cout = 6;
+    if (c->transpose) wshape[0] = 4, wshape[1] = 6 / c->groups; /* [Cin, Cout/g, kh, kw] */
+    fc_tensor *w = randn(4, wshape, FC_FLOAT64), *b = randn(1, &cout, FC_FLOAT64);
+    for (int nin = 2; nin <= 3; nin++) SAME_GRADS(nin, ((fc_tensor *[]){x, w, b}), conv_loss, (void *)c, 1e-10);
+    fc_release(x), fc_release(w), fc_release(b);
+  }
+  /* float32 and conv1d take the same path; an empty batch gives zero weight gradients */
+  fc_tensor *x = randn(3, (int64_t[]){2, 3, 9}, FC_FLOAT32), *w = randn(3, (int64_t[]){4, 3, 3}, FC_FLOAT32);
+  fc_tensor *gx = to(x, GPU), *gw = to(w, GPU);
+  SAME(fc_conv1d(x, w, NULL, 2, 1, 1, 1), fc_conv1d(gx, gw, NULL, 2, 1, 1, 1), 1e-5);
+  fc_tensor *e = fc_zeros(4, (int64_t[]){0, 4, 5, 5}, FC_FLOAT64, GPU), *ew = randn(4, (int64_t[]){2, 4, 3, 3}, FC_FLOAT64);
+  fc_tensor *gew = to(ew, GPU);
+  fc_set_requires_grad(gew, 1);
+  fc_tensor *ey = fc_conv2d(e, gew, NULL, (int[]){1, 1}, (int[]){0, 0}, (int[]){1, 1}, 1), *es = fc_sum(ey, 0, NULL, 0);
+  CHECK(ey && ey->shape[0] == 0 && es && fc_backward(es, NULL, 0) == 0);
+  SAME(fc_zeros(4, (int64_t[]){2, 4, 3, 3}, FC_FLOAT64, CPU), fc_get_grad(gew), 0);
+  CHECK_ERR(fc_conv2d(e, ew, NULL, (int[]){1, 1}, (int[]){0, 0}, (int[]){1, 1}, 1), "different devices");
+  fc_tensor *tmp[] = {x, w, gx, gw, e, ew, gew, ey, es};
+  for (size_t k = 0; k < sizeof tmp / sizeof *tmp; k++) fc_release(tmp[k]);
+}
+
+typedef struct pool_case { int kind, k[2], s[2], p[2], d[2], ceil, include_pad; int64_t out[2]; } pool_case;
+static fc_tensor *pool_loss(fc_tensor **in, int n, void *ctx) {
+  (void)n;
+  const pool_case *c = ctx;
+  switch (c->kind) {
+  case 0: return weighted_sum(fc_max_pool2d(in[0], c->k, c->s, c->p, c->d, c->ceil, NULL, 0));
+  case 1: return weighted_sum(fc_avg_pool2d(in[0], c->k, c->s, c->p, c->ceil, c->include_pad));
+  case 2: return weighted_sum(fc_adaptive_max_pool2d(in[0], c->out, NULL, 0));
+  default: return weighted_sum(fc_adaptive_avg_pool2d(in[0], c->out));
+  }
+}
+
+TEST(pooling_matches_with_gradients_and_indices) {
+  pool_case cases[] = {
+    {0, {2, 2}, {2, 2}, {0, 0}, {1, 1}, 0, 0, {0, 0}}, {0, {3, 2}, {2, 1}, {1, 1}, {2, 1}, 1, 0, {0, 0}},
+    {1, {3, 3}, {2, 2}, {1, 1}, {1, 1}, 1, 1, {0, 0}}, {1, {3, 2}, {2, 2}, {1, 1}, {1, 1}, 1, 0, {0, 0}},
+    {2, {0}, {0}, {0}, {0}, 0, 0, {3, 4}}, {3, {0}, {0}, {0}, {0}, 0, 0, {4, 9}}, {3, {0}, {0}, {0}, {0}, 0, 0, {1, 1}},
+  };
+  fc_tensor *x = randn(4, (int64_t[]){2, 3, 7, 6}, FC_FLOAT64);
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) SAME_GRADS(1, &x, pool_loss, &cases[k], 1e-12);
+  fc_tensor *x3 = randn(3, (int64_t[]){3, 5, 5}, FC_FLOAT32), *g3 = to(x3, GPU);
+  fc_tensor *ic = NULL, *ig = NULL; /* [C,H,W], indices counted from 1 */
+  SAME(fc_max_pool2d(x3, (int[]){2, 2}, NULL, NULL, NULL, 0, &ic, 1),
+       fc_max_pool2d(g3, (int[]){2, 2}, NULL, NULL, NULL, 0, &ig, 1), 0);
+  SAME(ic, ig, 0);
+  fc_release(x), fc_release(x3), fc_release(g3);
+}
+
+typedef struct bn_case { bool training, relu, affine; } bn_case;
+typedef struct bn_ctx { const bn_case *c; fc_tensor *rm, *rv; } bn_ctx;
+static fc_tensor *bn_loss(fc_tensor **in, int n, void *ctx) {
+  const bn_ctx *b = ctx;
+  fc_tensor *rm = b->rm, *rv = b->rv; /* moved to x's device for the call */
+  fc_tensor *m = rm ? fc_to_device(rm, in[0]->device) : NULL, *v = rv ? fc_to_device(rv, in[0]->device) : NULL;
+  fc_tensor *w = n > 1 ? in[1] : NULL, *bias = n > 2 ? in[2] : NULL;
+  fc_tensor *y = b->c->relu ? fc_batch_norm_relu(in[0], m, v, w, bias, b->c->training, 0.1, 1e-5)
+                            : fc_batch_norm(in[0], m, v, w, bias, b->c->training, 0.1, 1e-5);
+  if (m && in[0]->device.type == FC_CUDA && b->c->training) { /* the running statistics moved alike */
+    fc_tensor *cm = fc_clone(rm), *cv = fc_clone(rv);
+    fc_tensor *xc = fc_to_device(in[0], CPU), *yc = fc_batch_norm(xc, cm, cv, NULL, NULL, 1, 0.1, 1e-5);
+    SAME(fc_retain(cm), fc_retain(m), 1e-12);
+    SAME(fc_retain(cv), fc_retain(v), 1e-12);
+    fc_release(cm), fc_release(cv), fc_release(xc), fc_release(yc);
+  }
+  fc_release(m), fc_release(v);
+  return weighted_sum(y);
+}
+
+TEST(batch_norm_matches_in_training_and_evaluation) {
+  bn_case cases[] = {{true, false, true}, {true, true, true}, {false, false, true}, {false, true, true},
+                     {true, false, false}};
+  int64_t C = 3;
+  fc_tensor *rm = randn(1, &C, FC_FLOAT64), *rv0 = randn(1, &C, FC_FLOAT64), *rv = fc_exp(rv0);
+  fc_tensor *w = randn(1, &C, FC_FLOAT64), *b = randn(1, &C, FC_FLOAT64);
+  fc_tensor *x4 = randn(4, (int64_t[]){4, 3, 2, 3}, FC_FLOAT64), *x2 = randn(2, (int64_t[]){5, 3}, FC_FLOAT64);
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+    bn_ctx ctx = {&cases[k], rm, rv};
+    int n = cases[k].affine ? 3 : 1;
+    SAME_GRADS(n, ((fc_tensor *[]){x4, w, b}), bn_loss, &ctx, 1e-10);
+    SAME_GRADS(n, ((fc_tensor *[]){x2, w, b}), bn_loss, &ctx, 1e-10);
+  }
+  bn_ctx no_running = {&cases[0], NULL, NULL};
+  SAME_GRADS(1, &x4, bn_loss, &no_running, 1e-10);
+  fc_tensor *gx = to(x4, GPU), *gm = to(rm, GPU);
+  CHECK_ERR(fc_batch_norm(gx, NULL, NULL, NULL, NULL, 0, 0.1, 1e-5), "evaluation mode normalises with running_mean");
+  CHECK_ERR(fc_batch_norm(gx, rm, rv, NULL, NULL, 1, 0.1, 1e-5), "different devices");
+  fc_tensor *xf = randn(4, (int64_t[]){2, 3, 2, 2}, FC_FLOAT32), *gxf = to(xf, GPU); /* float32 with float64 stats */
+  fc_tensor *cm = fc_clone(rm), *cv = fc_clone(rv), *dm = to(rm, GPU), *dv = to(rv, GPU);
+  SAME(fc_batch_norm(xf, cm, cv, NULL, NULL, 1, 0.1, 1e-5), fc_batch_norm(gxf, dm, dv, NULL, NULL, 1, 0.1, 1e-5), 1e-5);
+  SAME(fc_retain(cv), fc_retain(dv), 1e-6);
+  fc_tensor *tmp[] = {rm, rv0, rv, w, b, x4, x2, gx, gm, xf, gxf, cm, cv, dm, dv};
+  for (size_t k = 0; k < sizeof tmp / sizeof *tmp; k++) fc_release(tmp[k]);
+}
+
+/* ---- index ops --------------------------------------------------------------------------- */
+
+typedef struct index_case { int op, dim; } index_case;
+static fc_tensor *index_loss(fc_tensor **in, int n, void *ctx) {
+  const index_case *c = ctx;
+  fc_device d = in[0]->device;
+  fc_tensor *y = NULL;
+  if (c->op == 0) { /* index_select with repeats, counted from 1 */
+    fc_tensor *i = fc_from_buffer((int64_t[]){3, 1, 3, 2}, FC_INT64, 1, (int64_t[]){4}, FC_INT64, d);
+    fc_tensor *tt = fc_transpose(in[0], 0, 2); /* strided input */
+    y = fc_index_select(tt, c->dim, i, 1);
+    fc_release(i), fc_release(tt);
+  } else if (c->op == 1) { /* gather along dim, repeats */
+    int64_t ish[3] = {2, 2, 2};
+    ish[c->dim] = 3;
+    int64_t v[12] = {2, 0, 1, 1, 0, 2, 2, 2, 0, 1, 0, 2};
+    fc_tensor *i = fc_from_buffer(v, FC_INT64, 3, ish, FC_INT64, d);
+    y = fc_gather(in[0], c->dim, i, 0);
+    fc_release(i);
+  } else { /* scatter_add of src (in[1]) into t, repeats add */
+    fc_tensor *i = fc_from_buffer((int64_t[]){0, 2, 0, 1, 1, 1, 2, 0, 0, 2, 2, 2}, FC_INT64, 3,
+                                  (int64_t[]){2, 3, 2}, FC_INT64, d);
+    y = fc_scatter_add(in[0], 0, i, in[1], 0);
+    fc_release(i);
+  }
+  (void)n;
+  return weighted_sum(y);
+}
+
+TEST(index_ops_match_with_gradients) {
+  fc_tensor *x = randn(3, (int64_t[]){3, 3, 3}, FC_FLOAT64), *src = randn(3, (int64_t[]){2, 3, 2}, FC_FLOAT64);
+  for (int dim = 0; dim < 3; dim++) {
+    SAME_GRADS(1, &x, index_loss, &((index_case){0, dim}), 1e-12);
+    SAME_GRADS(1, &x, index_loss, &((index_case){1, dim}), 1e-12);
+  }
+  SAME_GRADS(2, ((fc_tensor *[]){x, src}), index_loss, &((index_case){2, 0}), 1e-12);
+  /* every dtype moves; integers add; a scalar scatters; errors name the index */
+  fc_tensor *ci = MK(FC_INT32, S(2, 3), 1, 2, 3, 4, 5, 6), *gi = to(ci, GPU);
+  fc_tensor *i = MK(FC_INT64, S(2, 2), 2, 0, 1, 1), *gidx = to(i, GPU);
+  SAME(fc_gather(ci, 1, i, 0), fc_gather(gi, 1, gidx, 0), 0);
+  SAME(fc_scatter_add(ci, 1, i, ci, 0), fc_scatter_add(gi, 1, gidx, gi, 0), 0);
+  fc_tensor *seven = fc_scalar(7, FC_INT32, CPU), *gseven = to(seven, GPU);
+  fc_tensor *u = MK(FC_INT64, S(2, 1), 2, 0), *gu = to(u, GPU);
+  SAME(fc_scatter(ci, 1, u, seven, 0), fc_scatter(gi, 1, gu, gseven, 0), 0);
+  CHECK(fc_scatter_(gi, 1, gu, gseven, 0) == 0);
+  SAME(fc_scatter(ci, 1, u, seven, 0), fc_retain(gi), 0);
+  fc_tensor *bad = MK(FC_INT64, S(1, 2), 0, 3), *gbad = to(bad, GPU);
+  CHECK_ERR(fc_gather(gi, 1, gbad, 0), "gather: index 3 out of range for dim of size 3 (valid 0..2)");
+  fc_tensor *row = MK(FC_INT64, S(2), 1, 4), *grow = to(row, GPU);
+  CHECK_ERR(fc_index_select(gi, 1, grow, 1), "index_select: index 4 out of range for dim of size 3 (valid 1..3)");
+  fc_tensor *tmp[] = {x, src, ci, gi, i, gidx, seven, gseven, u, gu, bad, gbad, row, grow};
+  for (size_t k = 0; k < sizeof tmp / sizeof *tmp; k++) fc_release(tmp[k]);
+}
+
+static fc_tensor *embedding_loss(fc_tensor **in, int n, void *ctx) {
+  (void)n;
+  int64_t pad = *(int64_t *)ctx;
+  fc_tensor *i = fc_from_buffer((int64_t[]){1, 4, 1, 2, 4, 4}, FC_INT64, 2, (int64_t[]){2, 3}, FC_INT64, in[0]->device);
+  fc_tensor *y = fc_embedding(in[0], i, pad, 0);
+  fc_release(i);
+  return weighted_sum(y);
+}
+
+TEST(embedding_matches_with_padding_and_gradients) {
+  fc_tensor *w = randn(2, (int64_t[]){5, 3}, FC_FLOAT64);
+  int64_t pads[] = {FC_NO_INDEX, 4, 0};
+  for (int k = 0; k < 3; k++) SAME_GRADS(1, &w, embedding_loss, &pads[k], 1e-12);
+  fc_tensor *gw = to(w, GPU), *i = fc_from_buffer((int64_t[]){1, 5}, FC_INT64, 1, (int64_t[]){2}, FC_INT64, GPU);
+  CHECK_ERR(fc_embedding(gw, i, FC_NO_INDEX, 0), "embedding: index 5 out of range for a weight of 5 rows (valid 0..4)");
+  fc_tensor *s = fc_scalar(3, FC_INT64, GPU), *e = fc_embedding(gw, s, FC_NO_INDEX, 0); /* a 0-dim index: one row */
+  fc_tensor *wc = fc_select(w, 0, 3);
+  SAME(wc, e, 0);
+  fc_release(w), fc_release(gw), fc_release(i), fc_release(s);
+}
+
+/* ---- random draws ----------------------------------------------------------------------- */
+
+TEST(random_draws_follow_the_cpu_stream) {
+  int64_t shape[2] = {7, 5};
+  for (int dt = FC_FLOAT32; dt <= FC_FLOAT64; dt++) {
+    fc_manual_seed(11);
+    fc_tensor *c1 = fc_rand(2, shape, dt, CPU), *c2 = fc_randn(2, shape, dt, CPU);
+    fc_tensor *c3 = fc_randint(-3, 9, 2, shape, FC_INT64, CPU), *c4 = fc_rand(1, shape, dt, CPU);
+    fc_manual_seed(11); /* the same counters, half of them drawn on the device */
+    fc_tensor *g1 = fc_rand(2, shape, dt, GPU), *h2 = fc_randn(2, shape, dt, CPU);
+    fc_tensor *g3 = fc_randint(-3, 9, 2, shape, FC_INT64, GPU), *h4 = fc_rand(1, shape, dt, CPU);
+    SAME(c1, g1, 0);
+    SAME(fc_to_device(c2, GPU), fc_to_device(h2, GPU), 0);
+    SAME(c3, g3, 0);
+    SAME(fc_to_device(c4, GPU), fc_to_device(h4, GPU), 0);
+    fc_release(c2), fc_release(h2), fc_release(c4), fc_release(h4);
+  }
+  fc_manual_seed(3);
+  fc_tensor *cn = fc_randn(1, (int64_t[]){9}, FC_FLOAT64, CPU);
+  fc_manual_seed(3);
+  SAME(cn, fc_randn(1, (int64_t[]){9}, FC_FLOAT64, GPU), 1e-15);
+  fc_tensor *m = fc_zeros(2, (int64_t[]){4, 6}, FC_FLOAT32, GPU), *mt = fc_transpose(m, 0, 1);
+  fc_manual_seed(4);
+  CHECK(fc_bernoulli_(mt, 0.3) == 0); /* a strided view is filled in its logical order */
+  fc_tensor *cm = fc_zeros(2, (int64_t[]){6, 4}, FC_FLOAT32, CPU);
+  fc_manual_seed(4);
+  fc_bernoulli_(cm, 0.3);
+  SAME(cm, fc_retain(mt), 0);
+  fc_release(m), fc_release(mt);
+}
+
+static fc_tensor *dropout_loss(fc_tensor **in, int n, void *ctx) {
+  (void)n, (void)ctx;
+  fc_manual_seed(21);
+  return weighted_sum(fc_dropout(in[0], 0.35, 1));
+}
+
+TEST(dropout_draws_the_cpu_mask) {
+  fc_tensor *x = randn(3, (int64_t[]){3, 7, 5}, FC_FLOAT64), *xf = randn(1, (int64_t[]){37}, FC_FLOAT32);
+  SAME_GRADS(1, &x, dropout_loss, NULL, 1e-12);
+  fc_tensor *gxf = to(xf, GPU);
+  fc_manual_seed(5);
+  fc_tensor *cy = fc_dropout(xf, 0.5, 1);
+  fc_manual_seed(5);
+  SAME(cy, fc_dropout(gxf, 0.5, 1), 0);
+  fc_release(x), fc_release(xf), fc_release(gxf);
+}
+
+/* ---- streams, events, pinned memory ---------------------------------------------------- */
+
+static int pinned_live(void) { /* the fake plugin's count of page-locked blocks out */
+  void *h = dlopen(getenv("FASTC_CUDA_PLUGIN"), RTLD_NOW | RTLD_NOLOAD);
+  int (*f)(void) = h ? (int (*)(void))dlsym(h, "fake_cuda_pinned_live") : NULL;
+  int n = f ? f() : -1;
+  if (h) dlclose(h);
+  return n;
+}
+
+TEST(streams_and_events_keep_their_devices_apart) {
+  fc_cuda_stream *s = fc_cuda_stream_new(1);
+  CHECK(s && fc_cuda_stream_device(s) == 1 && fc_cuda_current_stream(1) == NULL);
+  CHECK_ERR(fc_cuda_set_stream(0, s), "the stream belongs to cuda:1, not cuda:0");
+  CHECK(fc_cuda_set_stream(1, s) == 0 && fc_cuda_current_stream(1) == s && fc_cuda_current_stream(0) == NULL);
+  fc_tensor *a = fc_ones(1, (int64_t[]){5}, FC_FLOAT32, GPU1), *b = fc_add(a, a); /* queued on s */
+  SAME(fc_full(1, (int64_t[]){5}, 2, FC_FLOAT32, CPU), b, 0);
+  fc_cuda_event *e0 = fc_cuda_event_new(1, 1), *e1 = fc_cuda_event_new(1, 1), *quiet = fc_cuda_event_new(1, 0);
+  CHECK(fc_cuda_event_record(e0, NULL) == 0 && fc_cuda_event_record(e1, s) == 0 && fc_cuda_event_record(quiet, s) == 0);
+  CHECK(fc_cuda_event_synchronize(e1) == 0 && fc_cuda_event_query(e1) == 1 && fc_cuda_stream_query(s) == 1);
+  CHECK_NEAR(fc_cuda_event_elapsed_ms(e0, e1), 1.5, 1e-6);
+  CHECK_ERR(fc_cuda_event_elapsed_ms(e0, quiet), "both events need enable_timing");
+  CHECK(fc_cuda_stream_wait_event(1, NULL, e1) == 0 && fc_cuda_stream_synchronize(s) == 0);
+  fc_cuda_event *other = fc_cuda_event_new(0, 1);
+  CHECK_ERR(fc_cuda_event_record(other, s), "the event belongs to cuda:0, the stream to cuda:1");
+  CHECK_ERR(fc_cuda_stream_wait_event(0, s, other), "belongs to cuda:1, not cuda:0");
+  CHECK(fc_cuda_stream_new(7) == NULL && strstr(fc_last_error(), "cuda:7 does not exist"));
+  fc_cuda_stream_free(s); /* was current: the default stream is back */
+  CHECK(fc_cuda_current_stream(1) == NULL);
+  fc_cuda_event_free(e0), fc_cuda_event_free(e1), fc_cuda_event_free(quiet), fc_cuda_event_free(other);
+  fc_release(a);
+}
+
+TEST(pinned_memory_holds_a_copy_and_is_given_back) {
+  int before = pinned_live();
+  CHECK(before >= 0);
+  fc_tensor *m = MK(FC_FLOAT64, S(2, 3), 1, 2, 3, 4, 5, 6), *t = fc_transpose(m, 0, 1);
+  fc_tensor *p = fc_pin_memory(t);
+  CHECK(p && fc_is_pinned(p) && !fc_is_pinned(m) && fc_is_contiguous(p) && pinned_live() == before + 1);
+  fc_tensor *again = fc_pin_memory(p); /* already pinned: the same tensor */
+  CHECK(again == p);
+  fc_tensor *g = to(p, GPU);
+  EXPECT(to(g, CPU), FC_FLOAT64, S(3, 2), 0, 1, 4, 2, 5, 3, 6);
+  fc_tensor *view = fc_narrow(p, 0, 1, 2); /* views keep the storage, and it stays pinned */
+  CHECK(fc_is_pinned(view));
+  fc_release(again), fc_release(p);
+  CHECK(pinned_live() == before + 1);
+  fc_release(view);
+  CHECK(pinned_live() == before);
+  CHECK_ERR(fc_pin_memory(g), "only CPU tensors can be pinned");
+  fc_release(m), fc_release(t), fc_release(g);
+}
+
+/* ---- sort and topk ------------------------------------------------------------------------- */
+
+typedef struct sort_case { int dim; int64_t k; bool largest, topk; } sort_case;
+static fc_tensor *sort_loss(fc_tensor **in, int n, void *ctx) {
+  (void)n;
+  const sort_case *c = ctx;
+  fc_tensor *ix = NULL;
+  fc_tensor *v = c->topk ? fc_topk(in[0], c->k, c->dim, c->largest, 1, &ix) : fc_sort(in[0], c->dim, c->largest, 1, &ix);
+  fc_tensor *ixf = ix ? fc_to_dtype(ix, v->dtype) : NULL, *m = ixf ? fc_mul(v, ixf) : NULL; /* indices checked too */
+  fc_release(v), fc_release(ix), fc_release(ixf);
+  return weighted_sum(m);
+}
+
+TEST(sort_and_topk_match_with_ties_nan_and_gradients) {
+  fc_tensor *x = randn(3, (int64_t[]){3, 6, 4}, FC_FLOAT64);
+  sort_case cases[] = {{0, 3, false, false}, {1, 6, true, false}, {2, 4, false, false}, {1, 2, true, true},
+                       {2, 1, false, true}, {0, 0, true, true}};
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) SAME_GRADS(1, &x, sort_loss, &cases[k], 1e-12);
+  /* ties keep their order either way; NaN sorts largest; integers are exact */
+  fc_tensor *t = MK(FC_FLOAT32, S(8), 2, NAN, -0.0, 1, 2, 0, NAN, 1), *gt = to(t, GPU);
+  for (int desc = 0; desc < 2; desc++) {
+    fc_tensor *ci = NULL, *gi = NULL;
+    SAME(fc_sort(t, 0, desc, 0, &ci), fc_sort(gt, 0, desc, 0, &gi), 0);
+    SAME(ci, gi, 0);
+  }
+  fc_tensor *it = MK(FC_INT64, S(2, 5), 5, -3, 5, 9, 0, 1, 1, -7, 4, 4), *git = to(it, GPU);
+  fc_tensor *ci = NULL, *gi = NULL;
+  SAME(fc_topk(it, 3, 1, 1, 0, &ci), fc_topk(git, 3, 1, 1, 0, &gi), 0);
+  SAME(ci, gi, 0);
+  CHECK_ERR(fc_topk(git, 6, 1, 1, 0, NULL), "k = 6 out of range for a dim of size 5");
+  fc_release(x), fc_release(t), fc_release(gt), fc_release(it), fc_release(git);
+}
+
 TEST(ops_without_a_kernel_and_mixed_devices_fail_clearly) {
   fc_tensor *c = MK(FC_FLOAT32, S(2, 2), 1, 2, 3, 4), *g = to(c, GPU), *g1 = to(c, GPU1);
   CHECK_ERR(fc_cumsum(g, 0), "cumsum: op cumsum has no CUDA kernel yet");
@@ -327,6 +679,16 @@ int main(int argc, char **argv) {
   RUN(softmax_forward_and_backward_match);
   RUN(cross_entropy_forward_and_backward_match);
   RUN(a_small_mlp_trains_like_on_the_cpu);
+  RUN(conv2d_and_conv_transpose2d_match_with_gradients);
+  RUN(pooling_matches_with_gradients_and_indices);
+  RUN(batch_norm_matches_in_training_and_evaluation);
+  RUN(index_ops_match_with_gradients);
+  RUN(embedding_matches_with_padding_and_gradients);
+  RUN(random_draws_follow_the_cpu_stream);
+  RUN(dropout_draws_the_cpu_mask);
+  RUN(streams_and_events_keep_their_devices_apart);
+  RUN(pinned_memory_holds_a_copy_and_is_given_back);
+  RUN(sort_and_topk_match_with_ties_nan_and_gradients);
   RUN(ops_without_a_kernel_and_mixed_devices_fail_clearly);
   RUN(memory_goes_through_the_caching_allocator);
   return harness_report();

@@ -319,6 +319,7 @@ return function(fc)
     self.engine = o.engine or 'auto'
     self.warn = o.warn or function(msg) io.stderr:write('fastc DataLoader: ', msg, '\n') end
     self.verbose = o.verbose
+    self.pin_memory = o.pin_memory
     self.after_item = as_pipeline(o.after_item, self.split_idx)
     self.after_batch = as_pipeline(o.after_batch, self.split_idx)
     self.before_batch, self.before_iter, self.after_iter = o.before_batch, o.before_iter, o.after_iter
@@ -392,7 +393,27 @@ return function(fc)
   end
 
   -- Iterator over tuples for one epoch.
+  -- pin_memory=true, where a GPU is usable: each batch's CPU tensors are
+  -- copied to page-locked memory, so moving them to the GPU is queued
+  -- without waiting (fc.cuda; a no-op without CUDA).
+  local function pinned(next_batch)
+    return function()
+      local b = next_batch()
+      if b == nil then return nil end
+      for i = 1, #b do
+        if fc.is_tensor(b[i]) and b[i].device == 'cpu' then b[i] = b[i]:pin_memory() end
+      end
+      return b
+    end
+  end
+
   function DataLoader:_batches()
+    local next_batch = self:_unpinned_batches()
+    if self.pin_memory and fc.cuda and fc.cuda.is_available() then return pinned(next_batch) end
+    return next_batch
+  end
+
+  function DataLoader:_unpinned_batches()
     self.epoch = self.epoch + 1
     local epoch = self.epoch
     if self.before_iter then self.before_iter(self) end
