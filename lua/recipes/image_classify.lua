@@ -86,14 +86,7 @@ end
 -- valid_loss, epoch_seconds, export, confusion_matrix, top_losses,
 -- show_results, table (the epoch table text), interp}.
 function M.run(o)
-  local opts = {}
-  for k, v in pairs(M.defaults) do opts[k] = v end
-  for k, v in pairs(o or {}) do
-    if M.defaults[k] == nil then error(string.format('image_classify: unknown option %q', tostring(k)), 2) end
-    opts[k] = v
-  end
-  o = opts
-  if o.data == '' then error('image_classify: --data DIR is required', 2) end
+  o = U.with_defaults('image_classify', M.defaults, o)
   local vision = fc.vision
   local out = o.out ~= '' and o.out or (o.data .. '/image_classify')
   fc.train_util.mkdir_p(out)

@@ -67,14 +67,7 @@ end
 -- run(opts): {learn, dls, lr, dice, jaccard, foreground_acc, valid_loss,
 -- epoch_seconds, export, show_results, table}
 function M.run(o)
-  local opts = {}
-  for k, v in pairs(M.defaults) do opts[k] = v end
-  for k, v in pairs(o or {}) do
-    if M.defaults[k] == nil then error(string.format('segment: unknown option %q', tostring(k)), 2) end
-    opts[k] = v
-  end
-  o = opts
-  if o.data == '' then error('segment: --data DIR is required', 2) end
+  o = U.with_defaults('segment', M.defaults, o)
   local vision, data = fc.vision, fc.data
   local out = o.out ~= '' and o.out or (o.data .. '/segment')
   fc.train_util.mkdir_p(out)

@@ -42,6 +42,20 @@ function M.parse(args, defaults, o)
   return opts
 end
 
+-- with_defaults(name, defaults, o): the options of a recipe's run(o), the
+-- defaults filled in; an unknown key or a missing --data is an error at
+-- the caller of run.
+function M.with_defaults(name, defaults, o)
+  local opts = {}
+  for k, v in pairs(defaults) do opts[k] = v end
+  for k, v in pairs(o or {}) do
+    if defaults[k] == nil then error(fmt('%s: unknown option %q', name, tostring(k)), 3) end
+    opts[k] = v
+  end
+  if opts.data == '' then error(name .. ': --data DIR is required', 3) end
+  return opts
+end
+
 -- A plain text table: header row, then rows (numbers to 4 decimals).
 function M.table(header, rows)
   local cells, widths = { header }, {}

@@ -42,6 +42,7 @@ return function(fc)
     end
     local args = e.args_of(t)
     if args == false then return false end
+    if args == nil then return nil, fmt('the transform %s was never set up', tostring(t)) end
     if not is_plain(args, 0) then return nil, fmt('the transform %s has arguments that are not plain data', tostring(t)) end
     return { class = mt.__name, args = args }
   end
