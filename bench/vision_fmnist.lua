@@ -14,6 +14,6 @@ local aug, smoothing, tta = arg[6] or 'light', tonumber(arg[7]) or 0, arg[8] ~= 
 local dir = fc.data.fashion_mnist { as = 'folder', limit = limit }
 local res = require('recipes.image_classify').run { data = dir, arch = 'xresnet18', size = size, presize = 1,
   min_scale = 1, channels = 1, epochs = epochs, bs = bs, lr = lr, aug = aug, tta = tta, label_smoothing = smoothing,
-  out = '/tmp/fastc_fmnist_bench' }
+  out = string.format('/tmp/fastc_fmnist_bench_%d_%d_%g_%s', size, bs, lr, aug) }
 print(string.format('RESULT fastc xresnet18 %dpx aug=%s ls=%g: accuracy %.4f (tta %.4f), %.1f s/epoch, %d epochs',
   size, aug, smoothing, res.accuracy, res.tta_accuracy or 0, res.epoch_seconds, epochs))
