@@ -3,20 +3,7 @@
 local fc = require 'fastc'
 
 -- d(sum(f(x) * G))/dx by finite differences, element by element.
-local function numeric_grad(f, x, G)
-  local flat = x:view(-1)
-  local g = {}
-  for i = 1, x:numel() do
-    local x0 = flat[i]
-    flat[i] = x0 + 1e-6
-    local up = fc.no_grad(function() return (f(x) * G):sum():item() end)
-    flat[i] = x0 - 1e-6
-    local down = fc.no_grad(function() return (f(x) * G):sum():item() end)
-    flat[i] = x0
-    g[i] = (up - down) / 2e-6
-  end
-  return g
-end
+local numeric_grad = dofile('tests/lua/support.lua').numeric_grad
 
 local function check_grad(f, shape)
   local x = fc.randn(shape, { dtype = 'float64' })

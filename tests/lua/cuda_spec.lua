@@ -98,6 +98,33 @@ local function matches(gpu, cpu, tol, what)
   end
 end
 
+-- Trains the model make_model() builds with make_opt on the batch make_batch()
+-- gives for `steps` steps, once on each device; the GPU's losses must follow
+-- the CPU's within tol, and the CPU run must learn.
+local function same_loss_curve(steps, tol, make_model, make_opt, make_batch)
+  local function run(dev)
+    local model = make_model()
+    if dev == 'cuda' then model:cuda() end
+    local opt = make_opt(model:parameters())
+    local X, Y = make_batch()
+    X, Y = X:to(dev), Y:to(dev)
+    local losses = {}
+    for step = 1, steps do
+      local loss = F.cross_entropy(model(X), Y)
+      opt:zero_grad()
+      loss:backward()
+      opt:step()
+      losses[step] = loss:item()
+    end
+    return losses
+  end
+  local cpu, gpu = run('cpu'), run('cuda')
+  assert.truthy(cpu[steps] < cpu[1] * 0.8, 'the CPU run should learn')
+  for i = 1, steps do
+    assert.truthy(close(gpu[i], cpu[i], tol), string.format('step %d: %g on the GPU, %g on the CPU', i, gpu[i], cpu[i]))
+  end
+end
+
 local TOL = { float32 = 1e-5, float64 = 1e-12, float16 = 2e-3, bfloat16 = 1.6e-2 }
 
 describe('on the GPU', function()
@@ -293,28 +320,13 @@ describe('on the GPU', function()
   end)
 
   it('trains a small network with the CPU loss curve', function()
-    local function run(dev)
+    same_loss_curve(25, 1e-4, function()
       fc.manual_seed(5)
-      local model = fc.nn.Sequential { fc.nn.Linear(10, 32), fc.nn.ReLU(), fc.nn.Linear(32, 4) }
-      if dev == 'cuda' then model:cuda() end
-      local opt = fc.optim.Adam(model:parameters(), { lr = 1e-2 })
+      return fc.nn.Sequential { fc.nn.Linear(10, 32), fc.nn.ReLU(), fc.nn.Linear(32, 4) }
+    end, function(params) return fc.optim.Adam(params, { lr = 1e-2 }) end, function()
       fc.manual_seed(6)
-      local X, Y = fc.randn(64, 10):to(dev), fc.randint(1, 5, { 64 }):to(dev)
-      local losses = {}
-      for step = 1, 25 do
-        local loss = F.cross_entropy(model(X), Y)
-        opt:zero_grad()
-        loss:backward()
-        opt:step()
-        losses[step] = loss:item()
-      end
-      return losses
-    end
-    local cpu, gpu = run('cpu'), run('cuda')
-    assert.truthy(cpu[25] < cpu[1] * 0.8, 'the CPU run should learn')
-    for i = 1, #cpu do
-      assert.truthy(close(gpu[i], cpu[i], 1e-4), string.format('step %d: %g on the GPU, %g on the CPU', i, gpu[i], cpu[i]))
-    end
+      return fc.randn(64, 10), fc.randint(1, 5, { 64 })
+    end)
   end)
 
   it('takes SGD steps like the CPU', function()
@@ -437,32 +449,17 @@ describe('on the GPU', function()
   end)
 
   it('trains a small CNN with the CPU loss curve', function()
-    local function run(dev)
+    same_loss_curve(15, 1e-3, function()
       fc.manual_seed(7)
-      local model = fc.nn.Sequential {
+      return fc.nn.Sequential {
         fc.nn.Conv2d(3, 8, 3, { padding = 1 }), fc.nn.BatchNorm2d(8), fc.nn.ReLU(), fc.nn.MaxPool2d(2),
         fc.nn.Conv2d(8, 16, 3, { padding = 1, stride = 2 }), fc.nn.BatchNorm2d(16), fc.nn.ReLU(),
         fc.nn.AdaptiveAvgPool2d(1), fc.nn.Flatten(), fc.nn.Linear(16, 4),
       }
-      if dev == 'cuda' then model:cuda() end
-      local opt = fc.optim.torch.SGD(model:parameters(), { lr = 0.1, momentum = 0.9 })
+    end, function(params) return fc.optim.torch.SGD(params, { lr = 0.1, momentum = 0.9 }) end, function()
       fc.manual_seed(8)
-      local X, Y = fc.randn(32, 3, 12, 12):to(dev), fc.randint(1, 5, { 32 }):to(dev)
-      local losses = {}
-      for step = 1, 15 do
-        local loss = F.cross_entropy(model(X), Y)
-        opt:zero_grad()
-        loss:backward()
-        opt:step()
-        losses[step] = loss:item()
-      end
-      return losses
-    end
-    local cpu, gpu = run('cpu'), run('cuda')
-    assert.truthy(cpu[15] < cpu[1] * 0.8, 'the CPU run should learn')
-    for i = 1, #cpu do
-      assert.truthy(close(gpu[i], cpu[i], 1e-3), string.format('step %d: %g on the GPU, %g on the CPU', i, gpu[i], cpu[i]))
-    end
+      return fc.randn(32, 3, 12, 12), fc.randint(1, 5, { 32 })
+    end)
   end)
 
   it('indexes like the CPU: index_select, gather, scatter, embedding', function()
@@ -621,7 +618,8 @@ describe('the GPU cases against the fake plugin', function()
   it('pass, so the spec and the core CUDA paths run without a GPU', function()
     local spec = debug.getinfo(1, 'S').source:sub(2)
     local out = os.tmpname()
-    local cmd = string.format("FASTC_CUDA_PLUGIN='%s' '%s' tools/busted.lua -o tools/busted_summary.lua '%s' >'%s' 2>&1",
+    -- FASTC_REQUIRE_GPU: a fake that fails to load (a stale build) fails here instead of skipping
+    local cmd = string.format("FASTC_REQUIRE_GPU=1 FASTC_CUDA_PLUGIN='%s' '%s' tools/busted.lua -o tools/busted_summary.lua '%s' >'%s' 2>&1",
       fake, fastlua, spec, out)
     local rc = os.execute(cmd)
     local h = io.open(out, 'rb')

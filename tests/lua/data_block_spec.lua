@@ -4,14 +4,8 @@
 local fc = require 'fastc'
 local data, vision = fc.data, fc.vision
 
-local function tmpdir(name)
-  local d = os.tmpname()
-  os.remove(d)
-  d = d .. '_' .. name
-  data.mkdir(d)
-  return d
-end
-local function rmtree(d) os.execute("rm -rf '" .. d .. "'") end
+local S = dofile('tests/lua/support.lua')
+local tmpdir, rmtree = S.tmpdir, S.rmtree
 
 -- A PNG whose class shows in its colour: 'red' images are mostly red,
 -- 'blue' ones mostly blue, with texture and a varied size.

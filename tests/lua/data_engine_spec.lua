@@ -7,13 +7,7 @@ local data, vision = fc.data, fc.vision
 
 local has_c = data.cloader() and true or false
 
-local function tmpdir(name)
-  local d = os.tmpname()
-  os.remove(d)
-  d = d .. '_' .. name
-  data.mkdir(d)
-  return d
-end
+local tmpdir = dofile('tests/lua/support.lua').tmpdir
 
 -- Smooth gradients (resamplers with different filters agree on them) of
 -- varied sizes, class 'a' bright in red, 'b' in blue.

@@ -15,13 +15,7 @@ local function sorted(t)
   return c
 end
 
-local function tmpdir(name)
-  local d = os.tmpname()
-  os.remove(d)
-  d = d .. '_' .. name
-  data.mkdir(d)
-  return d
-end
+local tmpdir = dofile('tests/lua/support.lua').tmpdir
 
 local function touch(p)
   data.mkdir(data.path_parent(p))

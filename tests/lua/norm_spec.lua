@@ -4,36 +4,11 @@
 local fc = require 'fastc'
 local F, nn = fc.F, fc.nn
 
-local function close(a, b, tol) return math.abs(a - b) <= (tol or 1e-6) * (1 + math.abs(b)) end
-local function all_close(t, u, tol)
-  local a, b = t:reshape(-1):totable(), u:reshape(-1):totable()
-  if #a ~= #b then return false end
-  for i = 1, #a do if not close(a[i], b[i], tol) then return false end end
-  return true
-end
+local S = dofile('tests/lua/support.lua')
+local close, all_close = S.close, S.all_close
 
 -- d/dx of sum(f(x) * G) by backward against central differences.
-local function numeric_grad_ok(f, x)
-  local G = fc.randn(f(x):size(), { dtype = 'float64' })
-  x.requires_grad = true
-  f(x):backward(G)
-  local got = x.grad:reshape(-1):totable()
-  x.grad = nil
-  x.requires_grad = false
-  local flat = x:view(-1)
-  for i = 1, x:numel() do
-    local x0 = flat[i]
-    flat[i] = x0 + 1e-6
-    local up = fc.no_grad(function() return (f(x) * G):sum():item() end)
-    flat[i] = x0 - 1e-6
-    local down = fc.no_grad(function() return (f(x) * G):sum():item() end)
-    flat[i] = x0
-    if not close(got[i], (up - down) / 2e-6, 1e-5) then
-      return false, ('element %d: %g vs %g'):format(i, got[i], (up - down) / 2e-6)
-    end
-  end
-  return true
-end
+local numeric_grad_ok = S.grad_matches
 
 local function error_of(f, ...)
   local ok, e = pcall(f, ...)

@@ -7,13 +7,7 @@ local vision = fc.vision
 local S = dofile('tests/lua/support.lua')
 local function maxdiff(a, b) return (a - b):abs():max():item() end
 
-local function tmpdir(name)
-  local d = os.tmpname()
-  os.remove(d)
-  d = d .. '_' .. name
-  os.execute("mkdir -p '" .. d .. "'")
-  return d
-end
+local tmpdir = S.tmpdir
 
 local function dataloaders(dir, extra_item_tfm)
   local item_tfms = { vision.Resize(40) }

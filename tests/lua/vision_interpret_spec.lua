@@ -3,14 +3,7 @@
 -- through get_preds, the PNGs it writes, and learn:show_results.
 local fc = require 'fastc'
 local vision = fc.vision
-
-local function tmpdir(name)
-  local d = os.tmpname()
-  os.remove(d)
-  d = d .. '_' .. name
-  os.execute("mkdir -p '" .. d .. "'")
-  return d
-end
+local tmpdir = dofile('tests/lua/support.lua').tmpdir
 
 -- 8 items, 3 classes a b c: targets and the predicted ids
 local TARGS = { 1, 1, 2, 2, 2, 3, 3, 1 }

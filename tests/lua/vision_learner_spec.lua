@@ -5,15 +5,8 @@
 -- generated images.
 local fc = require 'fastc'
 local vision, M, nn = fc.vision, fc.vision.models, fc.nn
-
-local function tmpdir(name)
-  local d = os.tmpname()
-  os.remove(d)
-  d = d .. '_' .. name
-  os.execute("mkdir -p '" .. d .. "'")
-  return d
-end
-local function rmtree(d) os.execute("rm -rf '" .. d .. "'") end
+local S = dofile('tests/lua/support.lua')
+local tmpdir, rmtree = S.tmpdir, S.rmtree
 local function classes(seq)
   local out = {}
   for i, m in ipairs(seq:children()) do out[i] = m:class_name() end

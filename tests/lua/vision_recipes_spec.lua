@@ -3,14 +3,7 @@
 -- export, report, PNGs), and recipes.segment from code on a generated
 -- segmentation set; the option parser's errors.
 local fc = require 'fastc'
-
-local function tmpdir(name)
-  local d = os.tmpname()
-  os.remove(d)
-  d = d .. '_' .. name
-  os.execute("mkdir -p '" .. d .. "'")
-  return d
-end
+local tmpdir = dofile('tests/lua/support.lua').tmpdir
 local function exists(p)
   local f = io.open(p, 'rb')
   if f then f:close() end
