@@ -256,6 +256,23 @@ static fc_tensor *grad_work(fc_tensor *g) {
  * back into the input row it came from (index_add). Rows of different
  * outer positions never meet, so threads split them; with a single outer
  * position they split the columns instead. */
+/* Records out's backward for an op along dim d with `index` (1- or 0-based
+ * per base; kind tells scatter from scatter_add); on failure out is released
+ * and NULL returned, so callers can return what this gives. */
+static fc_tensor *record_along(const char *op, backward_fn fn, fc_tensor *out, int n_in, fc_tensor *const *ins,
+                               fc_tensor *index, int d, int64_t base, int kind) {
+  fc_node *n = record(op, fn, out, n_in, ins);
+  if (!n) {
+    fc_release(out);
+    return NULL;
+  }
+  node_save(n, index);
+  n->iarg[0] = d;
+  n->iarg[1] = base;
+  n->iarg[2] = kind;
+  return out;
+}
+
 static int index_select_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
   int d = (int)n->iarg[0];
   int64_t base = n->iarg[1];
@@ -329,16 +346,8 @@ fc_tensor *fc_index_select(fc_tensor *t, int dim, fc_tensor *index, int64_t base
     out = NULL;
   }
   fc_release(iv);
-  if (out && is_float_dtype(t->dtype) && grad_needed(1, &t)) {
-    fc_node *n = record(op, index_select_backward, out, 1, &t);
-    if (!n) {
-      fc_release(out);
-      return NULL;
-    }
-    node_save(n, index);
-    n->iarg[0] = d;
-    n->iarg[1] = base;
-  }
+  if (out && is_float_dtype(t->dtype) && grad_needed(1, &t))
+    return record_along(op, index_select_backward, out, 1, &t, index, d, base, 0);
   return out;
 }
 
@@ -602,16 +611,8 @@ fc_tensor *fc_gather(fc_tensor *t, int dim, fc_tensor *index, int64_t base) {
     if (walk_all(&w, GATHER) < 0) fc_release(out), out = NULL;
   }
   fc_release(iv);
-  if (out && is_float_dtype(t->dtype) && grad_needed(1, &t)) {
-    fc_node *n = record(op, gather_backward, out, 1, &t);
-    if (!n) {
-      fc_release(out);
-      return NULL;
-    }
-    node_save(n, index);
-    n->iarg[0] = d;
-    n->iarg[1] = base;
-  }
+  if (out && is_float_dtype(t->dtype) && grad_needed(1, &t))
+    return record_along(op, gather_backward, out, 1, &t, index, d, base, 0);
   return out;
 }
 
@@ -719,17 +720,8 @@ static fc_tensor *scatter_op(const char *op, fc_tensor *t, int dim, fc_tensor *i
   if (out && scatter_apply(out, d, iv, src, base, kind) < 0) fc_release(out), out = NULL;
   fc_release(iv);
   fc_tensor *ins[2] = {t, src};
-  if (out && is_float_dtype(out->dtype) && grad_needed(2, ins)) {
-    fc_node *n = record(op, scatter_backward, out, 2, ins);
-    if (!n) {
-      fc_release(out);
-      return NULL;
-    }
-    node_save(n, index);
-    n->iarg[0] = d;
-    n->iarg[1] = base;
-    n->iarg[2] = kind;
-  }
+  if (out && is_float_dtype(out->dtype) && grad_needed(2, ins))
+    return record_along(op, scatter_backward, out, 2, ins, index, d, base, kind);
   return out;
 }
 

@@ -234,6 +234,28 @@ static fc_node *record_affine(const char *op, backward_fn fn, fc_tensor *out, fc
   return node;
 }
 
+/* Records the backward of layer or group norm: it keeps the float64 input
+ * xd, the per-row mean and 1/std (st, shaped sshape), the float64 weight wv
+ * (taken over; NULL when there is no weight) and `arg` in iarg[2]. Gives out,
+ * or NULL with out released when recording fails. */
+static fc_tensor *record_row_norm(const char *op, backward_fn fn, fc_tensor *out, fc_tensor *x, fc_tensor *weight,
+                                  fc_tensor *bias, fc_tensor *xd, const double *st, const int64_t *sshape,
+                                  fc_tensor *wv, int64_t arg) {
+  fc_tensor *stats = doubles_tensor(st, 2, sshape);
+  fc_node *n = stats && (wv || !weight) ? record_affine(op, fn, out, x, weight, bias) : NULL;
+  if (n) {
+    node_save(n, xd);
+    node_save(n, stats);
+    if (wv) node_save(n, wv);
+    n->iarg[2] = arg;
+  } else {
+    fc_release(out);
+    out = NULL;
+  }
+  fc_release(stats), fc_release(wv);
+  return out;
+}
+
 /* ---- batch norm ------------------------------------------------------------ */
 
 typedef struct {
@@ -709,19 +731,8 @@ fc_tensor *fc_layer_norm(fc_tensor *x, int ndims, fc_tensor *weight, fc_tensor *
   }
   fc_tensor *inputs[3] = {x, weight, bias};
   if (out && grad_needed(3, inputs)) {
-    fc_tensor *stats = doubles_tensor(st, 2, sshape);
-    fc_tensor *wv = stats && weight ? dense_in(weight, FC_FLOAT64) : NULL;
-    fc_node *n = stats && (wv || !weight) ? record_affine(op, layer_norm_backward, out, x, weight, bias) : NULL;
-    if (n) {
-      node_save(n, xd);
-      node_save(n, stats);
-      if (wv) node_save(n, wv);
-      n->iarg[2] = ndims;
-    } else {
-      fc_release(out);
-      out = NULL;
-    }
-    fc_release(stats), fc_release(wv);
+    fc_tensor *wv = weight ? dense_in(weight, FC_FLOAT64) : NULL;
+    out = record_row_norm(op, layer_norm_backward, out, x, weight, bias, xd, st, sshape, wv, ndims);
   }
   fc_release(xd);
   free(st), free(w), free(b);
@@ -859,19 +870,8 @@ fc_tensor *fc_group_norm(fc_tensor *x, int groups, fc_tensor *weight, fc_tensor 
   }
   fc_tensor *inputs[3] = {x, weight, bias};
   if (out && grad_needed(3, inputs)) {
-    fc_tensor *stats = doubles_tensor(st, 2, sshape);
-    fc_tensor *wv = stats && weight ? doubles_tensor(w, 1, &C) : NULL;
-    fc_node *n = stats && (wv || !weight) ? record_affine(op, group_norm_backward, out, x, weight, bias) : NULL;
-    if (n) {
-      node_save(n, xd);
-      node_save(n, stats);
-      if (wv) node_save(n, wv);
-      n->iarg[2] = groups;
-    } else {
-      fc_release(out);
-      out = NULL;
-    }
-    fc_release(stats), fc_release(wv);
+    fc_tensor *wv = weight ? doubles_tensor(w, 1, &C) : NULL;
+    out = record_row_norm(op, group_norm_backward, out, x, weight, bias, xd, st, sshape, wv, groups);
   }
   fc_release(xd);
   free(st), free(w), free(b);
