@@ -32,25 +32,8 @@ return function(fc, Tensor, H)
     return r
   end
 
-  local function tensor_opt(name, opts, key)
-    local t = opts[key]
-    if t ~= nil and not H.is_tensor(t) then
-      raise(fmt('%s: %s must be a tensor, got %s', name, key, type(t)))
-    end
-    return t and t.p or nil
-  end
-
-  local function number_opt(name, opts, key, default)
-    local v = opts[key]
-    if v == nil then return default end
-    if type(v) ~= 'number' then raise(fmt('%s: %s must be a number, got %s', name, key, type(v))) end
-    return v
-  end
-
-  local function input_of(name, x)
-    if not H.is_tensor(x) then raise(fmt('%s: input must be a tensor, got %s', name, type(x))) end
-    return x
-  end
+  local number_opt, input_of = H.number_opt, H.input_of
+  local function tensor_opt(name, opts, key) return H.tensor_arg(name, opts[key], key) end
 
   -- Class ids: a tensor as is; a Lua number or (nested) table becomes int64.
   local function class_target(target)

@@ -18,23 +18,7 @@ return function(fc, Tensor, H)
 
   local options = H.options
 
-  local function tensor_arg(name, t, what)
-    if t == nil then return nil end
-    if not H.is_tensor(t) then raise(fmt('%s: %s must be a tensor, got %s', name, what, type(t))) end
-    return t.p
-  end
-
-  local function number_opt(name, opts, key, default)
-    local v = opts[key]
-    if v == nil then return default end
-    if type(v) ~= 'number' then raise(fmt('%s: %s must be a number, got %s', name, key, type(v))) end
-    return v
-  end
-
-  local function input_of(name, x)
-    if not H.is_tensor(x) then raise(fmt('%s: input must be a tensor, got %s', name, type(x))) end
-    return x
-  end
+  local tensor_arg, number_opt, input_of = H.tensor_arg, H.number_opt, H.input_of
 
   local BN_OPTS = { weight = true, bias = true, training = true, momentum = true, eps = true, act = true }
   function F.batch_norm(x, rm, rv, opts)

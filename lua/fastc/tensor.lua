@@ -176,6 +176,27 @@ local function is_tensor(x) return ffi.istype(ref_t, x) end
 fc.is_tensor = is_tensor
 H.is_tensor = is_tensor
 
+-- The checks of an op's arguments the extension files share: a number option
+-- (default when absent), a tensor argument (its C pointer, nil when absent)
+-- and the input itself, each an error naming the op when of the wrong type.
+function H.number_opt(name, opts, key, default)
+  local v = opts[key]
+  if v == nil then return default end
+  if type(v) ~= 'number' then raise(string.format('%s: %s must be a number, got %s', name, key, type(v))) end
+  return v
+end
+
+function H.tensor_arg(name, t, what)
+  if t == nil then return nil end
+  if not is_tensor(t) then raise(string.format('%s: %s must be a tensor, got %s', name, what, type(t))) end
+  return t.p
+end
+
+function H.input_of(name, x)
+  if not is_tensor(x) then raise(string.format('%s: input must be a tensor, got %s', name, type(x))) end
+  return x
+end
+
 -- A Lua number as a 0-dim tensor that promotes like a Python scalar: it
 -- never widens a tensor of its own category (int next to int, float next to
 -- float), and a float scalar next to an integer tensor gives float32.

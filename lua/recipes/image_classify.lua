@@ -155,12 +155,6 @@ function M.run(o)
   return res
 end
 
-if U.is_main(NAME) then
-  local ok, err = pcall(function() M.run(U.parse(U.cli_args(), M.defaults, { help = M.help })) end)
-  if not ok then
-    io.stderr:write('image_classify: ', tostring(err), '\n')
-    os.exit(1)
-  end
-end
+U.main(NAME, M, 'image_classify')
 
 return M

@@ -120,12 +120,6 @@ function M.run(o)
   return res
 end
 
-if U.is_main(NAME) then
-  local ok, err = pcall(function() M.run(U.parse(U.cli_args(), M.defaults, { help = M.help })) end)
-  if not ok then
-    io.stderr:write('segment: ', tostring(err), '\n')
-    os.exit(1)
-  end
-end
+U.main(NAME, M, 'segment')
 
 return M

@@ -108,6 +108,18 @@ function M.is_main(name)
   return type(arg) == 'table' and arg[0] == name
 end
 
+-- When the recipe module `name` is what `fastlua -m` runs: parses the
+-- command line against R.defaults and runs R.run, printing an error as
+-- "label: message" with exit status 1 instead of a traceback.
+function M.main(name, R, label)
+  if not M.is_main(name) then return end
+  local ok, err = pcall(function() R.run(M.parse(M.cli_args(), R.defaults, { help = R.help })) end)
+  if not ok then
+    io.stderr:write(label, ': ', tostring(err), '\n')
+    os.exit(1)
+  end
+end
+
 -- The command-line arguments after the module name.
 function M.cli_args()
   local out = {}
