@@ -6,19 +6,12 @@
 --   build/fastlua bench/amp.lua [threads] [reps] [cpu]
 -- `1 20 cpu` times one thread by its CPU time: steadier on a shared machine.
 local fc = require 'fastc'
-local ffi = require 'ffi'
 local timer = dofile('bench/timer.lua')
 local models = dofile('bench/models.lua')
 
 local threads, reps, cpu_clock = tonumber(arg[1]) or 2, tonumber(arg[2]) or 20, arg[3] == 'cpu'
 fc.set_num_threads(threads)
-if cpu_clock then
-  local ts = ffi.new('bench_timespec')
-  timer.now = function()
-    ffi.C.clock_gettime(2, ts) -- CLOCK_PROCESS_CPUTIME_ID
-    return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
-  end
-end
+if cpu_clock then timer.use_cpu_clock() end
 
 local function step_fn(name, autocast)
   fc.manual_seed(0)

@@ -5,6 +5,7 @@
 import sys
 import time
 import torch
+import timer
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -25,15 +26,7 @@ torch.set_num_threads(threads)
 
 
 def median(fn, reps, warmup=3):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        t0 = clock()
-        fn()
-        times.append(clock() - t0)
-    times.sort()
-    return times[(reps - 1) // 2]
+    return timer.median(fn, reps, warmup, clock)
 
 
 def step_fn(name, autocast):

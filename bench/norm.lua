@@ -8,19 +8,12 @@
 -- other processes ran: `1 cpu` times one thread by the CPU time this
 -- process used (both sides), which such load barely moves.
 local fc = require 'fastc'
-local ffi = require 'ffi'
 local timer = dofile('bench/timer.lua')
 local F = fc.F
 local threads = tonumber(arg and arg[1]) or 2
 local cpu_clock = arg and arg[2] == 'cpu'
 fc.set_num_threads(threads)
-if cpu_clock then
-  local ts = ffi.new('bench_timespec')
-  timer.now = function()
-    ffi.C.clock_gettime(2, ts) -- CLOCK_PROCESS_CPUTIME_ID
-    return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
-  end
-end
+if cpu_clock then timer.use_cpu_clock() end
 
 -- The composition fc.F.batch_norm was before issue 3 (mean, var, then
 -- broadcast arithmetic; autograd through each op).

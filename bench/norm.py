@@ -2,6 +2,7 @@
 import sys
 import time
 import torch
+import timer
 import torch.nn.functional as F
 
 torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 2)
@@ -15,15 +16,7 @@ rm, rv = torch.zeros(C), torch.ones(C)
 
 
 def median(fn, reps, warmup=3):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        t0 = clock()
-        fn()
-        times.append(clock() - t0)
-    times.sort()
-    return times[(reps - 1) // 2]
+    return timer.median(fn, reps, warmup, clock)
 
 
 def step():

@@ -1,22 +1,11 @@
 # bench/ops.py — the PyTorch half of bench/ops.lua; prints "name seconds".
 import time
 import torch
+from timer import median
 
 torch.set_num_threads(2)
 N = 16 * 1024 * 1024
 a, b, c = torch.randn(N), torch.randn(N), torch.randn(N)
-
-
-def median(fn, reps, warmup=3):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    return times[(reps - 1) // 2]
 
 
 print("add_16M", median(lambda: a + b, 21))

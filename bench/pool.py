@@ -2,24 +2,13 @@
 import sys
 import time
 import torch
+from timer import median
 import torch.nn.functional as F
 
 torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 2)
 torch.manual_seed(0)
 x = torch.randn(128, 64, 14, 14)
 xg = x.clone().requires_grad_()
-
-
-def median(fn, reps=31, warmup=3):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    return times[(reps - 1) // 2]
 
 
 def fwd_bwd(f):
