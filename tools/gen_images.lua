@@ -18,31 +18,8 @@ local floor, sqrt, abs, sin, cos, min, max = math.floor, math.sqrt, math.abs, ma
 
 local NAMES = { 'tench', 'springer', 'cassette', 'chainsaw', 'church', 'horn', 'truck', 'pump', 'golf', 'parachute' }
 
--- Park-Miller: products stay below 2^53, so doubles are exact.
-local function rng(seed)
-  local x = (seed * 7919 + 12345) % 2147483646 + 1
-  return function(a, b)
-    x = x * 16807 % 2147483647
-    local u = (x - 1) / 2147483646
-    if a then return a + (b - a) * u end
-    return u
-  end
-end
-
--- Smooth noise: a coarse grid of random values, bilinearly interpolated.
-local function noise_field(rand, gw, gh)
-  local g = {}
-  for i = 0, (gw + 1) * (gh + 1) - 1 do g[i] = rand() end
-  return function(u, v) -- u, v in [0, 1]
-    local x, y = u * gw, v * gh
-    local x0, y0 = min(floor(x), gw - 1), min(floor(y), gh - 1)
-    local fx, fy = x - x0, y - y0
-    local i = y0 * (gw + 1) + x0
-    local a = g[i] + (g[i + 1] - g[i]) * fx
-    local b = g[i + gw + 1] + (g[i + gw + 2] - g[i + gw + 1]) * fx
-    return a + (b - a) * fy
-  end
-end
+local gen_util = dofile((debug.getinfo(1, 'S').source:match('^@(.*/)') or './') .. 'gen_util.lua')
+local rng, noise_field = gen_util.rng, gen_util.noise_field
 
 -- Is (x, y), relative to the shape's centre and scaled by its radius, inside?
 local SHAPES = {

@@ -26,30 +26,8 @@ local SHAPES = {
   function(x, y) return (abs(x) < 0.3 and abs(y) < 1) or (abs(y) < 0.3 and abs(x) < 1) end,
 }
 
--- Park-Miller, as tools/gen_images.lua: exact in doubles.
-local function rng(seed)
-  local x = (seed * 7919 + 12345) % 2147483646 + 1
-  return function(a, b)
-    x = x * 16807 % 2147483647
-    local u = (x - 1) / 2147483646
-    if a then return a + (b - a) * u end
-    return u
-  end
-end
-
-local function noise_field(rand, g)
-  local v = {}
-  for i = 0, (g + 1) * (g + 1) - 1 do v[i] = rand() end
-  return function(u, w)
-    local x, y = u * g, w * g
-    local x0, y0 = min(floor(x), g - 1), min(floor(y), g - 1)
-    local fx, fy = x - x0, y - y0
-    local i = y0 * (g + 1) + x0
-    local a = v[i] + (v[i + 1] - v[i]) * fx
-    local b = v[i + g + 1] + (v[i + g + 2] - v[i + g + 1]) * fx
-    return a + (b - a) * fy
-  end
-end
+local gen_util = dofile((debug.getinfo(1, 'S').source:match('^@(.*/)') or './') .. 'gen_util.lua')
+local rng, noise_field = gen_util.rng, gen_util.noise_field
 
 -- One image (uint8 [3,S,S]) and its label map (uint8 [1,S,S]).
 local function make_pair(rand, size, classes)
