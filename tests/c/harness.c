@@ -66,6 +66,28 @@ void expect_tensor(const char *file, int line, fc_tensor *t, int dtype, int ndim
   fc_release(t);
 }
 
+double *tensor_values(const fc_tensor *t) {
+  double *v = malloc(sizeof(double) * (size_t)(t->numel + 1));
+  if (v) fc_to_doubles(t, v);
+  return v;
+}
+
+void expect_values(const char *file, int line, fc_tensor *t, const double *want, int64_t n, double tol) {
+  if (!t) {
+    harness_fail(file, line, "got NULL: %s", fc_last_error());
+    return;
+  }
+  if (t->numel != n) harness_fail(file, line, "numel %lld, expected %lld", (long long)t->numel, (long long)n);
+  double *got = tensor_values(t);
+  for (int64_t i = 0; i < n && i < t->numel; i++)
+    if (!(fabs(got[i] - want[i]) <= tol * (1 + fabs(want[i]))) && !(isnan(got[i]) && isnan(want[i]))) {
+      harness_fail(file, line, "[%lld] = %.12g, expected %.12g", (long long)i, got[i], want[i]);
+      break;
+    }
+  free(got);
+  fc_release(t);
+}
+
 fc_tensor *apply_one(fc_tensor **inputs, void *ctx) { return ((unary_grad_fn)ctx)(inputs[0]); }
 
 static double weighted_sum(fc_tensor *out, const double *g) {

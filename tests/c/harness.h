@@ -38,6 +38,12 @@ void expect_tensor(const char *file, int line, fc_tensor *t, int dtype, int ndim
                    const int64_t *shape, const double *vals, double tol);
 #define EXPECT(t, dtype, shape, tol, ...) expect_tensor(__FILE__, __LINE__, t, dtype, \
   sizeof((int64_t[])shape) / sizeof(int64_t), (int64_t[])shape, (double[]){__VA_ARGS__}, tol)
+/* t's values as a malloc'd array of doubles (the caller frees it). */
+double *tensor_values(const fc_tensor *t);
+/* Every element of t within tol (relative; NaN matches NaN) of want[0..n);
+ * releases t. */
+void expect_values(const char *file, int line, fc_tensor *t, const double *want, int64_t n, double tol);
+#define EXPECT_VALUES(t, want, n, tol) expect_values(__FILE__, __LINE__, t, want, n, tol)
 #define EXPECT0(t, dtype, tol, v) expect_tensor(__FILE__, __LINE__, t, dtype, 0, NULL, (double[]){v}, tol)
 
 /* ---- gradient checks -------------------------------------------------------

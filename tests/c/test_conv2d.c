@@ -29,12 +29,6 @@ static double direct(const cfg *k, const double *x, const double *w, const doubl
   return s;
 }
 
-static double *values(const fc_tensor *t) {
-  double *v = malloc(sizeof(double) * (size_t)(t->numel + 1));
-  fc_to_doubles(t, v);
-  return v;
-}
-
 /* conv2d(x, w, b) against the direct loop on the same (logical) values. */
 static void check_against_direct(const cfg *k, fc_tensor *x, fc_tensor *w, fc_tensor *b, double tol, const char *what) {
   fc_tensor *y = fc_conv2d(x, w, k->bias ? b : NULL, k->s, k->p, k->d, k->g);
@@ -45,7 +39,7 @@ static void check_against_direct(const cfg *k, fc_tensor *x, fc_tensor *w, fc_te
   if (x->dtype == FC_FLOAT32 && expect_backend >= 0 && conv_last_backend() != expect_backend)
     harness_fail(__FILE__, __LINE__, "conv2d (%s): ran on backend %d, expected %d", what, conv_last_backend(),
                  expect_backend);
-  double *xv = values(x), *wv = values(w), *bv = values(b), *yv = values(y);
+  double *xv = tensor_values(x), *wv = tensor_values(w), *bv = tensor_values(b), *yv = tensor_values(y);
   int64_t ho = (k->h + 2 * k->p[0] - k->d[0] * (k->kh - 1) - 1) / k->s[0] + 1;
   int64_t wo = (k->w + 2 * k->p[1] - k->d[1] * (k->kw - 1) - 1) / k->s[1] + 1;
   CHECK(y->shape[0] == k->n && y->shape[1] == k->co && y->shape[2] == ho && y->shape[3] == wo);
@@ -279,7 +273,7 @@ static void compare_grads(const cfg *k, int backend, const char *what) {
       harness_fail(__FILE__, __LINE__, "%s: missing gradient of input %d", what, i);
       continue;
     }
-    double *a = values(grads[0][i]), *c = values(grads[1][i]);
+    double *a = tensor_values(grads[0][i]), *c = tensor_values(grads[1][i]);
     int bad = 0;
     for (int64_t e = 0; e < grads[0][i]->numel; e++) bad += fabs(a[e] - c[e]) > 1e-3 * (1 + fabs(a[e]));
     if (bad) harness_fail(__FILE__, __LINE__, "%s: gradient of input %d: %d elements differ", what, i, bad);
@@ -310,7 +304,7 @@ TEST(winograd_sized_layer) {
   fc_tensor *y = fc_conv2d(x, w, b, k.s, k.p, k.d, 1), *y32 = fc_conv2d(x32, w32, b32, k.s, k.p, k.d, 1);
   CHECK(conv_last_backend() == CONV_DNNL);
   if (y && y32) {
-    double *a = values(y), *c = values(y32);
+    double *a = tensor_values(y), *c = tensor_values(y32);
     int bad = 0;
     for (int64_t e = 0; e < y->numel; e++) bad += fabs(a[e] - c[e]) > 1e-4 * (1 + fabs(a[e]));
     CHECK(bad == 0);

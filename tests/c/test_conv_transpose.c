@@ -15,12 +15,6 @@ static int64_t out_size(int64_t in, int64_t k, int s, int p, int op, int d) {
   return (in - 1) * s - 2 * p + d * (k - 1) + op + 1;
 }
 
-static double *values(const fc_tensor *t) {
-  double *v = malloc(sizeof(double) * (size_t)(t->numel + 1));
-  fc_to_doubles(t, v);
-  return v;
-}
-
 /* Every input pixel scatters its kernel-weighted copy into the output:
  * y[n, g*cog+o, i*s-p+a*d, j*s-p+q*d] += x[n,c,i,j] w[c,o,a,q]. */
 static double *direct(const cfg *k, const double *x, const double *w, const double *b, int64_t ho, int64_t wo) {
@@ -65,7 +59,7 @@ static void check_against_direct(const cfg *k, fc_tensor *x, fc_tensor *w, fc_te
   int64_t ho = out_size(k->h, k->kh, k->s[0], k->p[0], k->op[0], k->d[0]);
   int64_t wo = out_size(k->w, k->kw, k->s[1], k->p[1], k->op[1], k->d[1]);
   CHECK(y->ndim == 4 && y->shape[0] == k->n && y->shape[1] == k->cout && y->shape[2] == ho && y->shape[3] == wo);
-  double *xv = values(x), *wv = values(w), *bv = values(b), *yv = values(y), *want = direct(k, xv, wv, bv, ho, wo);
+  double *xv = tensor_values(x), *wv = tensor_values(w), *bv = tensor_values(b), *yv = tensor_values(y), *want = direct(k, xv, wv, bv, ho, wo);
   int bad = 0;
   for (int64_t e = 0; e < y->numel; e++) bad += fabs(yv[e] - want[e]) > tol * (1 + fabs(want[e]));
   if (bad)
@@ -245,7 +239,7 @@ TEST(float32_gradients_match_float64) {
           ref[i] = gr;
           continue;
         } else {
-          double *a = values(ref[i]), *c = values(gr);
+          double *a = tensor_values(ref[i]), *c = tensor_values(gr);
           int bad = 0;
           for (int64_t e = 0; e < gr->numel; e++) bad += fabs(a[e] - c[e]) > 1e-3 * (1 + fabs(a[e]));
           if (bad) harness_fail(__FILE__, __LINE__, "%s case %d: gradient %d: %d differ", backend_names[b], t, i, bad);

@@ -14,30 +14,6 @@
 #define Y4 MK(FC_INT64, S(4), 2, 0, 1, 2)
 enum { MEAN = FC_REDUCE_MEAN, SUM = FC_REDUCE_SUM, NONE = FC_REDUCE_NONE };
 
-static double *doubles(const fc_tensor *t) {
-  double *v = malloc(sizeof(double) * (size_t)(t->numel + 1));
-  fc_to_doubles(t, v);
-  return v;
-}
-
-/* Every element of t within tol (relative) of want[]; releases t. */
-static void expect_values(const char *file, int line, fc_tensor *t, const double *want, int64_t n,
-                          double tol) {
-  if (!t) {
-    harness_fail(file, line, "got NULL: %s", fc_last_error());
-    return;
-  }
-  if (t->numel != n) harness_fail(file, line, "numel %lld, expected %lld", (long long)t->numel, (long long)n);
-  double *got = doubles(t);
-  for (int64_t i = 0; i < n && i < t->numel; i++)
-    if (!(fabs(got[i] - want[i]) <= tol * (1 + fabs(want[i]))) && !(isnan(got[i]) && isnan(want[i]))) {
-      harness_fail(file, line, "[%lld] = %.12g, expected %.12g", (long long)i, got[i], want[i]);
-      break;
-    }
-  free(got);
-  fc_release(t);
-}
-#define EXPECT_VALUES(t, want, n, tol) expect_values(__FILE__, __LINE__, t, want, n, tol)
 
 /* x[n, c, s] of a [N, C, S] row-major buffer */
 #define AT3(x, n, c, s) (x)[((n) * C + (c)) * S + (s)]
@@ -115,14 +91,14 @@ TEST(softmax_by_hand) {
   /* -inf entries (masks) give exactly 0 / -inf; an all -inf row is NaN, as in PyTorch */
   fc_tensor *m = MK(FC_FLOAT32, S(2, 3), 0, -INFINITY, 1, -INFINITY, -INFINITY, -INFINITY);
   fc_tensor *sm = fc_softmax(m, 1);
-  double *v = doubles(sm);
+  double *v = tensor_values(sm);
   CHECK_NEAR(v[0], 1 / (1 + exp(1)), 1e-6);
   CHECK(v[1] == 0);
   CHECK_NEAR(v[2], exp(1) / (1 + exp(1)), 1e-6);
   CHECK(isnan(v[3]) && isnan(v[4]) && isnan(v[5]));
   free(v), fc_release(sm);
   sm = fc_log_softmax(m, 1);
-  v = doubles(sm);
+  v = tensor_values(sm);
   CHECK(isinf(v[1]) && v[1] < 0);
   CHECK_NEAR(v[2], 1 - log(1 + exp(1)), 1e-6);
   free(v), fc_release(sm), fc_release(m);
@@ -144,7 +120,7 @@ TEST(softmax_every_dim) {
   int64_t shape[3] = {3, 70, 5};
   fc_tensor *x64 = fc_randn(3, shape, FC_FLOAT64, CPU), *x32 = fc_to_dtype(x64, FC_FLOAT32);
   fc_tensor *x16 = fc_to_dtype(x64, FC_FLOAT16);
-  double *x = doubles(x64), *want = malloc(sizeof(double) * 3 * 70 * 5);
+  double *x = tensor_values(x64), *want = malloc(sizeof(double) * 3 * 70 * 5);
   for (int dim = 0; dim < 3; dim++) {
     int64_t N = 1, C = shape[dim], S = 1;
     for (int d = 0; d < dim; d++) N *= shape[d];
@@ -182,7 +158,7 @@ TEST(softmax_float32_accuracy) {
   }
   fc_tensor *t = mk(FC_FLOAT32, 2, (int64_t[]){K, 2}, vals);
   fc_tensor *sm = fc_softmax(t, 1);
-  double *got = doubles(sm), worst = 0;
+  double *got = tensor_values(sm), worst = 0;
   for (int i = 0; i < 2 * K; i++) worst = fmax(worst, fabs(got[i] - want[i]) / want[i]);
   CHECK(worst < 4e-7);
   if (worst >= 4e-7) printf("  worst relative error %.3g\n", worst);
@@ -285,7 +261,7 @@ TEST(cross_entropy_against_naive) {
   fc_tensor *xc = fc_contiguous(xv), *x32 = fc_to_dtype(xv, FC_FLOAT32);
   fc_tensor *y = fc_randint(0, C, 3, (int64_t[]){N, H, W}, FC_INT64, CPU);
   fc_tensor *w = MK(FC_FLOAT64, S(5), 0.5, 1.5, 1.0, 2.0, 0.25);
-  double *x = doubles(xc), *wv = doubles(w), *row = malloc(sizeof(double) * (size_t)(N * S));
+  double *x = tensor_values(xc), *wv = tensor_values(w), *row = malloc(sizeof(double) * (size_t)(N * S));
   int64_t *yv = fc_data_ptr(y);
   yv[0] = 3, yv[1] = 3; /* make sure class 3 (ignored below) occurs */
   struct {
@@ -324,7 +300,7 @@ TEST(cross_entropy_against_naive) {
   }
   /* probability targets (any non-negative values), weighted and smoothed */
   fc_tensor *pt = fc_rand(4, (int64_t[]){N, C, H, W}, FC_FLOAT64, CPU);
-  double *p = doubles(pt);
+  double *p = tensor_values(pt);
   for (int red = 0; red < 3; red++) {
     double want = naive_ce_probs(x, N, C, S, p, wv, 0.3, red, row);
     fc_tensor *l = fc_cross_entropy(xv, pt, w, FC_NO_INDEX, 0.3, red, 0);
@@ -344,10 +320,10 @@ TEST(cross_entropy_large_and_odd) {
   fc_tensor *x64 = fc_randn(2, (int64_t[]){N, C}, FC_FLOAT64, CPU);
   fc_tensor *x32 = fc_to_dtype(x64, FC_FLOAT32), *x16 = fc_to_dtype(x64, FC_BFLOAT16);
   fc_tensor *y = fc_randint(0, C, 1, (int64_t[]){N}, FC_INT64, CPU);
-  double *x = doubles(x64),
+  double *x = tensor_values(x64),
          want = naive_ce(x, N, C, S, fc_data_ptr(y), NULL, FC_NO_INDEX, 0.05, MEAN, NULL, true);
   EXPECT_VALUES(fc_cross_entropy(x32, y, NULL, FC_NO_INDEX, 0.05, MEAN, 0), &want, 1, 1e-6);
-  double *xb = doubles(x16);
+  double *xb = tensor_values(x16);
   want = naive_ce(xb, N, C, S, fc_data_ptr(y), NULL, FC_NO_INDEX, 0.05, MEAN, NULL, true);
   fc_tensor *lb = fc_cross_entropy(x16, y, NULL, FC_NO_INDEX, 0.05, MEAN, 0);
   CHECK(lb && lb->dtype == FC_BFLOAT16);
@@ -479,7 +455,7 @@ TEST(pointwise_losses_against_naive) {
   const int64_t R = 300, K = 200; /* 60000 elements: above PARALLEL_GRAIN */
   fc_tensor *base = fc_randn(2, (int64_t[]){K, R}, FC_FLOAT32, CPU), *x = fc_transpose(base, 0, 1);
   fc_tensor *t = fc_randn(2, (int64_t[]){R, K}, FC_FLOAT32, CPU);
-  double *xv = doubles(x), *tv = doubles(t), mse = 0, l1 = 0, sl1 = 0, bcel = 0;
+  double *xv = tensor_values(x), *tv = tensor_values(t), mse = 0, l1 = 0, sl1 = 0, bcel = 0;
   for (int64_t i = 0; i < R * K; i++) {
     double d = xv[i] - tv[i], ad = fabs(d), z = xv[i], y = tv[i] > 0;
     mse += d * d, l1 += ad, sl1 += ad < 0.5 ? 0.5 * d * d / 0.5 : ad - 0.25;

@@ -13,30 +13,6 @@
 /* The generator's round function (runtime/random.c; not public API). */
 void philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
 
-static double *doubles(const fc_tensor *t) {
-  double *v = malloc(sizeof(double) * (size_t)(t->numel + 1));
-  fc_to_doubles(t, v);
-  return v;
-}
-
-/* Every element of t within tol (relative) of want[]; releases t. */
-static void expect_values(const char *file, int line, fc_tensor *t, const double *want, int64_t n,
-                          double tol) {
-  if (!t) {
-    harness_fail(file, line, "got NULL: %s", fc_last_error());
-    return;
-  }
-  if (t->numel != n) harness_fail(file, line, "numel %lld, expected %lld", (long long)t->numel, (long long)n);
-  double *got = doubles(t);
-  for (int64_t i = 0; i < n && i < t->numel; i++)
-    if (!(fabs(got[i] - want[i]) <= tol * (1 + fabs(want[i])))) {
-      harness_fail(file, line, "[%lld] = %.12g, expected %.12g", (long long)i, got[i], want[i]);
-      break;
-    }
-  free(got);
-  fc_release(t);
-}
-#define EXPECT_VALUES(t, want, n, tol) expect_values(__FILE__, __LINE__, t, want, n, tol)
 
 /* The inputs the pasted PyTorch numbers were computed from. */
 static fc_tensor *gen(int dtype, int ndim, const int64_t *shape) {
@@ -119,7 +95,7 @@ static void bn_case(int dtype, int ndim, const int64_t *shape, bool affine, bool
   fc_tensor *x = fc_randn(ndim, shape, FC_FLOAT64, CPU), *xt = fc_to_dtype(x, dtype);
   fc_tensor *w = fc_randn(1, &C, FC_FLOAT64, CPU), *b = fc_randn(1, &C, FC_FLOAT64, CPU);
   fc_tensor *rm = fc_randn(1, &C, dtype, CPU), *rv = fc_rand(1, &C, dtype, CPU);
-  double *xv = doubles(xt), *wv = doubles(w), *bv = doubles(b), *rmv = doubles(rm), *rvv = doubles(rv);
+  double *xv = tensor_values(xt), *wv = tensor_values(w), *bv = tensor_values(b), *rmv = tensor_values(rm), *rvv = tensor_values(rv);
   double *want = malloc(sizeof(double) * (size_t)x->numel);
   fc_tensor *wt = affine ? fc_to_dtype(w, dtype) : NULL, *bt = affine ? fc_to_dtype(b, dtype) : NULL;
   fc_tensor *(*bn)(fc_tensor *, fc_tensor *, fc_tensor *, fc_tensor *, fc_tensor *, int, double, double) =
@@ -217,7 +193,7 @@ TEST(batch_norm_strided_input) {
   fc_manual_seed(3);
   fc_tensor *base = RANDN(S(4, 5, 3)), *x = fc_transpose(base, 0, 2); /* [3, 5, 4], strided */
   fc_tensor *xc = fc_contiguous(x);
-  double *xv = doubles(xc), want[60];
+  double *xv = tensor_values(xc), want[60];
   ref_batch_norm(xv, 3, 5, 4, NULL, NULL, true, NULL, NULL, 0, 1e-5, false, want);
   EXPECT_VALUES(fc_batch_norm(x, NULL, NULL, NULL, NULL, 1, 0.1, 1e-5), want, 60, 1e-12);
   free(xv);
@@ -303,7 +279,7 @@ static void ln_case(int dtype, int ndim, const int64_t *shape, int ndims, bool a
   int64_t K = 1;
   for (int d = ndim - ndims; d < ndim; d++) K *= shape[d];
   fc_tensor *w = fc_randn(ndims, shape + ndim - ndims, dtype, CPU), *b = fc_randn(ndims, shape + ndim - ndims, dtype, CPU);
-  double *xv = doubles(x), *wv = doubles(w), *bv = doubles(b), *want = malloc(sizeof(double) * (size_t)x->numel);
+  double *xv = tensor_values(x), *wv = tensor_values(w), *bv = tensor_values(b), *want = malloc(sizeof(double) * (size_t)x->numel);
   ref_layer_norm(xv, x->numel / K, K, affine ? wv : NULL, affine ? bv : NULL, 1e-5, want);
   EXPECT_VALUES(fc_layer_norm(x, ndims, affine ? w : NULL, affine ? b : NULL, 1e-5), want, x->numel, tol);
   free(xv), free(wv), free(bv), free(want);
@@ -355,7 +331,7 @@ TEST(layer_norm_parallel_weight_grad) {
   fc_set_requires_grad(w, 1);
   fc_tensor *y = fc_layer_norm(x, 1, w, NULL, 1e-5), *g = fc_randn(2, y->shape, FC_FLOAT64, CPU);
   CHECK(fc_backward(y, g, 0) == 0);
-  double *xv = doubles(x), *gv = doubles(g), *xh = malloc(sizeof(double) * 700 * 64), want[64] = {0};
+  double *xv = tensor_values(x), *gv = tensor_values(g), *xh = malloc(sizeof(double) * 700 * 64), want[64] = {0};
   ref_layer_norm(xv, 700, 64, NULL, NULL, 1e-5, xh);
   for (int r = 0; r < 700; r++)
     for (int k = 0; k < 64; k++) want[k] += gv[r * 64 + k] * xh[r * 64 + k];
@@ -381,7 +357,7 @@ static void gn_case(int dtype, int ndim, const int64_t *shape, int G, bool affin
   int64_t N = shape[0], C = shape[1], S = 1;
   for (int d = 2; d < ndim; d++) S *= shape[d];
   fc_tensor *x = fc_randn(ndim, shape, dtype, CPU), *w = fc_randn(1, &C, dtype, CPU), *b = fc_randn(1, &C, dtype, CPU);
-  double *xv = doubles(x), *wv = doubles(w), *bv = doubles(b), *want = malloc(sizeof(double) * (size_t)x->numel);
+  double *xv = tensor_values(x), *wv = tensor_values(w), *bv = tensor_values(b), *want = malloc(sizeof(double) * (size_t)x->numel);
   ref_group_norm(xv, N, C, S, G, affine ? wv : NULL, affine ? bv : NULL, 1e-5, want);
   EXPECT_VALUES(fc_group_norm(x, G, affine ? w : NULL, affine ? b : NULL, 1e-5), want, x->numel, tol);
   free(xv), free(wv), free(bv), free(want);
@@ -454,7 +430,7 @@ TEST(dropout_statistics_and_scale) {
   for (int k = 0; k < 3; k++) {
     double p = (double[]){0.1, 0.5, 0.8}[k];
     fc_tensor *x = fc_full(1, &n, 3.0, FC_FLOAT32, CPU), *y = fc_dropout(x, p, 1);
-    double *v = doubles(y);
+    double *v = tensor_values(y);
     int64_t kept = 0, bad = 0;
     for (int64_t i = 0; i < n; i++) {
       if (v[i] != 0) kept++;
@@ -480,7 +456,7 @@ TEST(dropout_reproducible) {
   fc_manual_seed(11);
   fc_tensor *b = fc_dropout(x, 0.3, 1);
   fc_set_num_threads(threads);
-  double *va = doubles(a), *va2 = doubles(a2), *vb = doubles(b);
+  double *va = tensor_values(a), *va2 = tensor_values(a2), *vb = tensor_values(b);
   CHECK(memcmp(va, vb, sizeof(double) * (size_t)n) == 0);
   CHECK(memcmp(va, va2, sizeof(double) * (size_t)n) != 0);
   free(va), free(va2), free(vb);
@@ -498,7 +474,7 @@ TEST(dropout_backward_uses_the_mask) {
   fc_tensor *y = fc_dropout(x, 0.4, 1), *g = fc_randn(2, y->shape, FC_FLOAT64, CPU);
   if (fc_backward(y, g, 0) != 0) harness_fail(__FILE__, __LINE__, "%s", fc_last_error());
   fc_tensor *gx = fc_get_grad(x0), *gxt = gx ? fc_transpose(gx, 0, 1) : NULL;
-  double *vy = doubles(y), *vg = doubles(g), *vgx = gxt ? doubles(gxt) : NULL;
+  double *vy = tensor_values(y), *vg = tensor_values(g), *vgx = gxt ? tensor_values(gxt) : NULL;
   int64_t bad = 0;
   for (int64_t i = 0; vgx && i < y->numel; i++)
     if (fabs(vgx[i] - (vy[i] != 0 ? vg[i] / 0.6 : 0)) > 1e-12 * (1 + fabs(vg[i]))) bad++;
@@ -516,7 +492,7 @@ TEST(dropout_mask_is_the_philox_stream) {
   fc_tensor *x = fc_ones(1, &n, FC_FLOAT32, CPU);
   fc_manual_seed(21);
   fc_tensor *y = fc_dropout(x, 0.3, 1);
-  double *v = doubles(y);
+  double *v = tensor_values(y);
   int64_t bad = 0;
   for (int64_t i = 0; i < n; i++) {
     uint32_t ctr[4] = {(uint32_t)(i / 4), 0, 0, 0}, key[2] = {21, 0}, w[4];
@@ -612,13 +588,13 @@ TEST(embedding_backward_parallel) {
     fc_tensor *y = fc_embedding(w, idx, FC_NO_INDEX, 0);
     CHECK(fc_backward(y, g, 0) == 0);
     fc_tensor *gw = fc_get_grad(w);
-    grads[t] = doubles(gw);
+    grads[t] = tensor_values(gw);
     fc_set_grad(w, NULL);
     fc_release(y), fc_release(gw);
   }
   fc_set_num_threads(threads);
   CHECK(memcmp(grads[0], grads[1], sizeof(double) * (size_t)(V * D)) == 0);
-  double *iv = doubles(idx), *gv = doubles(g), *want = calloc((size_t)(V * D), sizeof(double));
+  double *iv = tensor_values(idx), *gv = tensor_values(g), *want = calloc((size_t)(V * D), sizeof(double));
   for (int64_t i = 0; i < n; i++)
     for (int64_t j = 0; j < D; j++) want[(int64_t)iv[i] * D + j] += gv[i * D + j];
   int64_t bad = 0;
