@@ -1,24 +1,14 @@
 # bench/amp.py — the PyTorch half of bench/amp.lua: one Adam training step of
-# the benchmark MLP and CNN (bench/train_cpu.py's models) in float32 and under
+# the benchmark MLP and CNN (bench/models.py) in float32 and under
 # torch.autocast('cpu', dtype=torch.bfloat16); prints "name seconds" (medians;
 # process CPU time with a third argument `cpu`).
 import sys
 import time
 import torch
 import timer
-import torch.nn as nn
 import torch.nn.functional as F
+from models import MODELS
 
-
-def conv_bn(cin, cout, stride):  # as in bench/train_cpu.py (which runs on import)
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
-
-
-MODELS = {
-    'mlp': lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10)),
-    'cnn': lambda: nn.Sequential(conv_bn(1, 16, 2), conv_bn(16, 32, 2), conv_bn(32, 64, 2), conv_bn(64, 128, 2),
-                                 nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10)),
-}
 
 threads, reps = int(sys.argv[1]), int(sys.argv[2])
 clock = time.process_time if sys.argv[3:4] == ['cpu'] else time.perf_counter

@@ -1,5 +1,5 @@
 -- bench/models.lua — the three benchmark models, defined like their
--- PyTorch twins in bench/train_cpu.py (same layers, same default init).
+-- PyTorch twins in bench/models.py (same layers, same default init).
 local fc = require 'fastc'
 local nn = fc.nn
 

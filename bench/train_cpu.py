@@ -6,8 +6,8 @@
 import gzip, resource, sys, time
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from models import MODELS
 
 torch.set_num_threads(int(__import__("os").environ.get("TORCH_THREADS", "2")))
 DATA = "/usr/share/datasets/fashion-mnist"
@@ -27,50 +27,15 @@ def load(split):
     return x, y
 
 
-def conv_bn(cin, cout, stride):
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
-
-
-class Block(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.b1 = nn.BatchNorm2d(cout)
-        self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.b2 = nn.BatchNorm2d(cout)
-        self.short = None
-        if stride != 1 or cin != cout:
-            self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        y = F.relu(self.b1(self.c1(x)))
-        y = self.b2(self.c2(y))
-        return F.relu(y + (x if self.short is None else self.short(x)))
-
-
-def model(name):
-    if name == "mlp":
-        return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
-    if name == "cnn":
-        return nn.Sequential(conv_bn(1, 16, 2), conv_bn(16, 32, 2), conv_bn(32, 64, 2), conv_bn(64, 128, 2),
-                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10))
-    if name == "resnet":
-        layers = [conv_bn(1, 32, 1)]
-        cin = 32
-        for cout, stride in ((32, 1), (64, 2), (128, 2)):
-            layers += [Block(cin, cout, stride), Block(cout, cout, 1)]
-            cin = cout
-        return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10))
-    raise SystemExit(f"unknown model {name}")
-
-
 def main():
     name = sys.argv[1]
     max_steps = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     torch.manual_seed(int(sys.argv[3]) if len(sys.argv) > 3 else 0)
     xtr, ytr = load("train")
     xte, yte = load("t10k")
-    m = model(name)
+    if name not in MODELS:
+        raise SystemExit(f"unknown model {name}")
+    m = MODELS[name]()
     opt = torch.optim.Adam(m.parameters(), lr=1e-3)
     perm = torch.randperm(len(xtr))
     seen, t0, step = 0, time.perf_counter(), 0
