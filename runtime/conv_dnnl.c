@@ -39,6 +39,13 @@
  * so CONV_DNNL means blocked and CONV_DNNL_PLAIN the plain layouts. */
 static int backend = CONV_DNNL;
 
+/* Winograd F(4x4,3x3) works on 4x4 output tiles: on small feature maps
+ * most of each tile is padding, and on the 1x1 and 2x2 maps at the end of a
+ * ResNet on 32 px images it took 10-40x longer than the direct kernel.
+ * "auto" (Winograd where oneDNN finds it applicable) only from
+ * wino_min_pixels output pixels up. */
+static int64_t wino_min_pixels = 16;
+
 enum { CACHE_SLOTS = 64, MAX_ARGS = 4 };
 enum { FWD, BWD_DATA, BWD_WEIGHTS };
 
@@ -98,6 +105,7 @@ static void init(void) {
   const char *layout = getenv("FASTC_DNNL_LAYOUT"), *name = getenv("FASTC_CONV_BACKEND");
   if (layout && !strcmp(layout, "nchw")) backend = CONV_DNNL_PLAIN;
   if (name && !strcmp(name, "im2col")) backend = CONV_IM2COL;
+  if (getenv("FASTC_WINO_MIN")) wino_min_pixels = atoll(getenv("FASTC_WINO_MIN"));
   if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success) engine = NULL;
   atexit(free_all);
 }
@@ -143,6 +151,10 @@ static void add_slot(entry *e, int arg, bool out, const dnnl_memory_desc_t *user
   s->arg = arg, s->out = out, s->user = *user, s->inner = *dnnl_primitive_desc_query_md(pd, what, index);
 }
 
+static dnnl_alg_kind_t algorithm_for(const conv_geom *g) {
+  return g->Ho * g->Wo >= wino_min_pixels ? dnnl_convolution_auto : dnnl_convolution_direct;
+}
+
 /* Creates the primitive (and reorders) for e->k; false if oneDNN declines. */
 static bool build(entry *e) {
   const conv_geom *g = &e->k.g;
@@ -164,7 +176,8 @@ static bool build(entry *e) {
                     pad_after(g->W, g->Wo, g->kw, g->sw, g->pw, g->dw)};
   dnnl_convolution_desc_t fd, bd;
   dnnl_primitive_desc_t fwd = NULL, pd = NULL;
-  if (dnnl_dilated_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_auto, &src, &wei,
+  dnnl_alg_kind_t alg = algorithm_for(g);
+  if (dnnl_dilated_convolution_forward_desc_init(&fd, dnnl_forward_training, alg, &src, &wei,
                                                  b, &dst, strides, dil, pl, pr) != dnnl_success ||
       dnnl_primitive_desc_create(&fwd, &fd, NULL, engine, NULL) != dnnl_success)
     return false;
@@ -176,7 +189,7 @@ static bool build(entry *e) {
     add_slot(e, DNNL_ARG_DST, true, &udst, pd, dnnl_query_dst_md, 0);
     if (b) add_slot(e, DNNL_ARG_BIAS, false, &bias, pd, dnnl_query_weights_md, 1);
   } else if (e->k.dir == BWD_DATA) {
-    st = dnnl_dilated_convolution_backward_data_desc_init(&bd, dnnl_convolution_auto, &src, &wei, &dst, strides,
+    st = dnnl_dilated_convolution_backward_data_desc_init(&bd, alg, &src, &wei, &dst, strides,
                                                           dil, pl, pr);
     if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &bd, NULL, engine, fwd);
     if (st == dnnl_success) {
@@ -185,7 +198,7 @@ static bool build(entry *e) {
       add_slot(e, DNNL_ARG_DIFF_SRC, true, &usrc, pd, dnnl_query_diff_src_md, 0);
     }
   } else {
-    st = dnnl_dilated_convolution_backward_weights_desc_init(&bd, dnnl_convolution_auto, &src, &wei, b, &dst,
+    st = dnnl_dilated_convolution_backward_weights_desc_init(&bd, alg, &src, &wei, b, &dst,
                                                              strides, dil, pl, pr);
     if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &bd, NULL, engine, fwd);
     if (st == dnnl_success) {
