@@ -105,9 +105,10 @@ static void free_all(void) {
 /* The environment picks the backend for benchmarks that compare them. */
 static void init(void) {
   const char *layout = getenv("FASTC_DNNL_LAYOUT"), *name = getenv("FASTC_CONV_BACKEND");
+  const char *wino_min = getenv("FASTC_WINO_MIN");
   if (layout && !strcmp(layout, "nchw")) backend = CONV_DNNL_PLAIN;
   if (name && !strcmp(name, "im2col")) backend = CONV_IM2COL;
-  if (getenv("FASTC_WINO_MIN")) wino_min_pixels = atoll(getenv("FASTC_WINO_MIN"));
+  if (wino_min) wino_min_pixels = atoll(wino_min);
   if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success) engine = NULL;
   atexit(free_all);
 }

@@ -252,10 +252,6 @@ static fc_tensor *grad_work(fc_tensor *g) {
   return c;
 }
 
-/* saved[0]: the index; iarg: dim, base. The gradient adds each output row
- * back into the input row it came from (index_add). Rows of different
- * outer positions never meet, so threads split them; with a single outer
- * position they split the columns instead. */
 /* Records out's backward for an op along dim d with `index` (1- or 0-based
  * per base; kind tells scatter from scatter_add); on failure out is released
  * and NULL returned, so callers can return what this gives. */
@@ -273,6 +269,10 @@ static fc_tensor *record_along(const char *op, backward_fn fn, fc_tensor *out, i
   return out;
 }
 
+/* saved[0]: the index; iarg: dim, base. The gradient adds each output row
+ * back into the input row it came from (index_add). Rows of different
+ * outer positions never meet, so threads split them; with a single outer
+ * position they split the columns instead. */
 static int index_select_backward(fc_node *n, fc_tensor *g, fc_tensor **gi) {
   int d = (int)n->iarg[0];
   int64_t base = n->iarg[1];
